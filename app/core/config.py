@@ -1,0 +1,47 @@
+"""Service configuration: one typed Settings object read from the environment (design.md section 8)."""
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+
+    # SQLAlchemy URL. Default: a SQLite file under ./var (the embedded default).
+    database_url: str = Field(default="sqlite:///./var/unlearn.db", alias="DATABASE_URL")
+    # Redis holding the RQ queues.
+    redis_url: str = Field(default="redis://localhost:6379/0", alias="REDIS_URL")
+    # Folder of the content-addressed blob store (checkpoints, data sets, gradient caches).
+    storage_dir: Path = Field(default=Path("./var/blobs"), alias="UNLEARN_STORAGE_DIR")
+    # Torch device for workers: auto (CUDA when present), cpu, cuda, cuda:N.
+    device: str = Field(default="auto", alias="UNLEARN_DEVICE")
+    # If set at start, an admin API key with this value exists.
+    bootstrap_admin_key: str | None = Field(default=None, alias="UNLEARN_BOOTSTRAP_ADMIN_KEY")
+    # Name of the RQ queue the workers listen on.
+    queue_name: str = Field(default="unlearn", alias="UNLEARN_QUEUE")
+    # Largest data set upload, bytes (413 past it).
+    max_dataset_bytes: int = Field(default=512 * 1024 * 1024, alias="UNLEARN_MAX_DATASET_BYTES")
+    # Largest checkpoint upload, bytes (413 past it).
+    max_checkpoint_bytes: int = Field(default=512 * 1024 * 1024, alias="UNLEARN_MAX_CHECKPOINT_BYTES")
+    # Largest JSON request body, bytes (413 past it).
+    max_json_bytes: int = Field(default=4 * 1024 * 1024, alias="UNLEARN_MAX_JSON_BYTES")
+    # Most sample ids in one deletion request.
+    max_ids_per_request: int = Field(default=10_000, alias="UNLEARN_MAX_IDS_PER_REQUEST")
+    # RQ job timeout for one training / unlearning job, seconds.
+    job_timeout_s: int = Field(default=3600, alias="UNLEARN_JOB_TIMEOUT_S")
+    # Attempts before a deletion request is marked failed for good.
+    max_attempts: int = Field(default=3, alias="UNLEARN_MAX_ATTEMPTS")
+    # How often a worker's reconciler re-enqueues queued requests with no live job, seconds.
+    reconcile_interval_s: float = Field(default=30.0, alias="UNLEARN_RECONCILE_INTERVAL_S")
+    # Ed25519 private key (PEM file) signing audit tree heads; generated on first start when absent.
+    audit_signing_key_path: Path = Field(default=Path("./var/audit-signing-key.pem"), alias="UNLEARN_AUDIT_KEY_PATH")
+    # Log level.
+    log_level: str = Field(default="INFO", alias="UNLEARN_LOG_LEVEL")
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()
