@@ -1,0 +1,53 @@
+# Set-up and everyday commands. `make run` starts the service; `make test` runs the whole suite.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-stamp
+
+.PHONY: install run worker api demo test lint format services migrate bench bench-quick clean
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	# The pinned CPU build of torch first: a looser requirement would pull a multi-GB CUDA build.
+	$(PY) -m pip install --quiet torch==2.13.0
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+## Start the API on :8000 and one worker on embedded defaults (SQLite file, ./var/blobs, local Redis).
+run: install
+	bash scripts/run.sh
+
+## Drive the running service end to end (data set, train, delete, poll, download, evidence).
+demo: install
+	$(PY) scripts/demo.py
+
+migrate: install
+	$(PY) -m app.core.migrate
+
+## Make sure PostgreSQL and Redis answer, starting them where this machine has them.
+services:
+	bash scripts/ensure-services.sh
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: install
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+test: install services lint
+	$(PY) -m pytest
+
+## Unlearning-quality and scaling benchmark (not part of the tests).
+bench: install
+	$(PY) -m bench
+
+bench-quick: install
+	$(PY) -m bench --quick
+
+clean:
+	rm -rf var .pytest_cache .ruff_cache

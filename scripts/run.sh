@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# Start the service on embedded defaults: migrations, then one worker and the API on :8000.
+# Uses the Redis at REDIS_URL; when nothing answers there, starts a redis-server child process.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=.venv/bin/python
+
+mkdir -p var
+export DATABASE_URL="${DATABASE_URL:-sqlite:///./var/unlearn.db}"
+export REDIS_URL="${REDIS_URL:-redis://localhost:6379/0}"
+export UNLEARN_STORAGE_DIR="${UNLEARN_STORAGE_DIR:-./var/blobs}"
+# Development key for a local service; set your own outside development.
+export UNLEARN_BOOTSTRAP_ADMIN_KEY="${UNLEARN_BOOTSTRAP_ADMIN_KEY:-dev-admin-key}"
+
+pids=()
+cleanup() {
+  trap - EXIT INT TERM
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+}
+trap cleanup EXIT INT TERM
+
+if ! $PY -c "import os, redis; redis.Redis.from_url(os.environ['REDIS_URL'], socket_connect_timeout=1).ping()" 2>/dev/null; then
+  if ! command -v redis-server >/dev/null; then
+    echo "error: nothing answers at REDIS_URL=$REDIS_URL and redis-server is not installed." >&2
+    echo "Install Redis (e.g. 'apt-get install redis-server') or point REDIS_URL at a running one." >&2
+    exit 1
+  fi
+  port=$($PY -c "import os, urllib.parse as u; print(u.urlparse(os.environ['REDIS_URL']).port or 6379)")
+  echo "run: starting redis-server on 127.0.0.1:$port (nothing answered at $REDIS_URL)"
+  redis-server --bind 127.0.0.1 --port "$port" --save "" --appendonly no --dir ./var >var/redis.log 2>&1 &
+  pids+=($!)
+  for _ in $(seq 1 50); do
+    $PY -c "import os, redis; redis.Redis.from_url(os.environ['REDIS_URL']).ping()" 2>/dev/null && break
+    sleep 0.1
+  done
+fi
+
+echo "run: migrating $DATABASE_URL"
+$PY -m app.core.migrate
+
+echo "run: starting one worker"
+$PY -m workers &
+pids+=($!)
+
+echo "run: API on http://127.0.0.1:8000 (admin key: \$UNLEARN_BOOTSTRAP_ADMIN_KEY)"
+$PY -m uvicorn app.main:create_app --factory --host 127.0.0.1 --port "${PORT:-8000}" &
+pids+=($!)
+wait -n "${pids[@]}"
