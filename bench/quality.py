@@ -1,0 +1,182 @@
+"""Unlearning quality: every method against the exact retrain, on digits and on a memorisation task.
+
+    .venv/bin/python -m bench.quality [--device cpu|cuda] [--seeds 3] [--quick]
+
+For each scenario and seed: train the original on every train row, retrain on the retained rows (the gold
+standard), and apply each approximate method to the original. Every figure is measured on rows no method saw
+(the test holdout) or on the forgotten rows; the engine gets a separate calibration holdout for its evidence
+and its stopping rule. Writes docs/bench/quality.md and docs/bench/quality.json.
+"""
+
+import argparse
+import time
+from dataclasses import asdict
+
+import torch
+
+from bench import data, tasks
+from bench.adapter import UnlearnConfig, load_model, prepare_inputs, resolve_device, timed, unlearn
+from bench.influence import InfluenceConfig, influence_unlearn
+from bench.metrics import accuracy, attack_success_rate, kl_to_reference, logits, losses, membership_auc
+from bench.report import fmt, fmt_time, machine, table, write
+
+# Approximate methods: (row label, "iau" or "influence", config)
+METHODS = [
+    ("IAU reference (1 Adam step, lr 1e-3)", "iau", UnlearnConfig(update="reference", lr=1e-3)),
+    ("IAU default (engine UnlearnConfig())", "iau", UnlearnConfig()),
+    ("IAU one gradient step (eta 2)", "iau", UnlearnConfig(update="gradient", eta=2.0, max_steps=1)),
+    (
+        "IAU multi-step (eta 0.5, <= 100 steps, stop at AUC 0.5)",
+        "iau",
+        UnlearnConfig(update="gradient", eta=0.5, max_steps=100, target_auc=0.5, auc_tolerance=0.02),
+    ),
+    ("influence function (CG, damping 0.01)", "influence", InfluenceConfig()),
+]
+ORIGINAL, RETRAIN = "original", "retrain (gold)"
+
+
+def measure(sc: tasks.Scenario, seed: int, state: dict, z_ref_forget: torch.Tensor | None, device) -> dict:
+    """Figures for one model of one scenario."""
+    t, f = tasks.task(sc.task, seed), tasks.forget_index(sc, seed)
+    spec = tasks.spec_for(sc.task, seed)
+    model = load_model(spec, state, device)
+    z_test = logits(model, prepare_inputs(spec, t.x_test), device)  # (Nt, C)
+    z_f = logits(model, prepare_inputs(spec, t.x[f]), device)  # (F, C)
+    out = {
+        "holdout_acc": accuracy(z_test, t.y_test),
+        "forget_acc": accuracy(z_f, t.y[f]),
+        "membership_auc": membership_auc(losses(z_f, t.y[f]), losses(z_test, t.y_test)),
+        "kl_to_retrain": kl_to_reference(z_ref_forget, z_f) if z_ref_forget is not None else 0.0,
+    }
+    if sc.forget == "poison":
+        z_trig = logits(model, prepare_inputs(spec, data.add_trigger(t.x_test)), device)
+        out["attack_success"] = attack_success_rate(z_trig, t.y_test, data.POISON_TARGET)
+    return out
+
+
+def run_seed(sc: tasks.Scenario, seed: int, device: torch.device, methods=METHODS) -> dict[str, dict]:
+    """{row label: figures} for one scenario and seed."""
+    t, f = tasks.task(sc.task, seed), tasks.forget_index(sc, seed)
+    spec = tasks.spec_for(sc.task, seed)
+    orig, train_s = tasks.original(sc.task, seed, device)
+    gold, retrain_s = tasks.retrained(sc, seed, device)
+    z_ref = logits(load_model(spec, gold, device), prepare_inputs(spec, t.x[f]), device)
+    rows = {
+        ORIGINAL: measure(sc, seed, orig, z_ref, device) | {"seconds": train_s, "kind": "train"},
+        RETRAIN: measure(sc, seed, gold, z_ref, device) | {"seconds": retrain_s, "kind": "retrain"},
+    }
+    retain = torch.ones(len(t.y), dtype=torch.bool)
+    retain[f] = False
+    for label, kind, cfg in methods:
+        if kind == "iau":
+            res, secs = timed(device, unlearn, spec, orig, t.x, t.y, retain, f, cfg, device, holdout=(t.x_cal, t.y_cal))
+            state, extra = res.state_dict, {"steps": res.steps, "phases_s": res.evidence["timings_s"]}
+        else:
+            model = load_model(spec, orig, device)
+            res, secs = timed(device, influence_unlearn, model, prepare_inputs(spec, t.x), t.y, f, cfg, device)
+            state = res.state_dict
+            extra = {"steps": res.cg_iters, "cg_residual": res.rel_residual, "cg_negative": res.negative_curvature}
+        rows[label] = measure(sc, seed, state, z_ref, device) | {"seconds": secs, "kind": kind} | extra
+    for r in rows.values():
+        r["time_vs_retrain"] = r["seconds"] / retrain_s
+    return rows
+
+
+def run(device: torch.device, seeds: list[int], scenarios=tasks.SCENARIOS, log=print) -> dict:
+    results = {}
+    for sc in scenarios:
+        per_seed = []
+        for seed in seeds:
+            start = time.perf_counter()
+            per_seed.append(run_seed(sc, seed, device))
+            log(f"quality {sc.label} seed={seed}: {time.perf_counter() - start:.1f} s")
+        results[sc.label] = {"scenario": asdict(sc), "seeds": seeds, "runs": per_seed}
+    return results
+
+
+COLUMNS = [
+    ("holdout acc", "holdout_acc", 3),
+    ("forget acc", "forget_acc", 3),
+    ("membership AUC", "membership_auc", 3),
+    ("KL to retrain (forget rows)", "kl_to_retrain", 4),
+]
+
+
+def scenario_table(entry: dict) -> str:
+    runs = entry["runs"]
+    poison = entry["scenario"]["forget"] == "poison"
+    header = ["method"] + [c[0] for c in COLUMNS] + (["attack success"] if poison else [])
+    header += ["wall time", "time / retrain", "steps"]
+    body = []
+    for label in runs[0]:
+
+        def col(key: str, label: str = label) -> list:
+            return [r[label].get(key) for r in runs]
+
+        row = [label] + [fmt(col(key), d) for _, key, d in COLUMNS]
+        if poison:
+            row.append(fmt(col("attack_success"), 3))
+        secs = col("seconds")
+        row.append(fmt_time(sum(secs) / len(secs)))
+        row.append("—" if label == ORIGINAL else fmt(col("time_vs_retrain"), 4))
+        steps = [s for s in col("steps") if s is not None]
+        row.append(f"{sum(steps) / len(steps):.1f}" if steps else "—")
+        body.append(row)
+    return table(header, body)
+
+
+def markdown(results: dict, meta: dict) -> str:
+    m = meta["machine"]
+    parts = [
+        "# Unlearning quality",
+        "",
+        f"Generated by `{meta['command']}` in {meta['seconds']:.0f} s on {m['cpu']} "
+        f"({m['nproc']} cores visible, {m['torch_threads']} torch threads, device `{meta['device']}`), "
+        f"torch {m['torch']}. Seeds: {meta['seeds']}; each cell is mean ± std over seeds.",
+        "",
+        "Figures are measured on the test holdout (never seen by any method) and on the forgotten rows. "
+        "Membership AUC: loss-threshold attack, forgotten rows vs test holdout (0.5 = indistinguishable). "
+        "KL: mean KL(retrained || method) of predictive distributions on the forgotten rows. "
+        "Wall time: the whole call (for IAU including the engine's before/after evidence); original = training "
+        "time. Steps: IAU update steps, or conjugate-gradient iterations for the influence function.",
+        "See docs/benchmark.md for the method and the reading of these tables.",
+        "",
+    ]
+    for label, entry in results.items():
+        parts += [f"## {label}", "", scenario_table(entry), ""]
+    parts += ["## Method configurations", ""]
+    parts += [f"- {label}: `{cfg}`" for label, _, cfg in METHODS]
+    parts += ["", "Training recipes (Adam, gradient restriction):", ""]
+    parts += [f"- {name}: `{r}`" for name, r in tasks.RECIPES.items()]
+    return "\n".join(parts) + "\n"
+
+
+def main(argv: list[str] | None = None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:N or auto")
+    ap.add_argument("--seeds", type=int, default=3, help="number of seeds (default 3)")
+    ap.add_argument("--quick", action="store_true", help="one seed: a smoke run, not for the docs")
+    ap.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2)")
+    ap.add_argument("--no-write", action="store_true", help="print only; leave docs/bench untouched")
+    args = ap.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    device = resolve_device(args.device)
+    seeds = list(range(1 if args.quick else args.seeds))
+    start = time.perf_counter()
+    results = run(device, seeds)
+    meta = {
+        "command": "python -m bench.quality" + (" --quick" if args.quick else ""),
+        "device": str(device),
+        "seeds": seeds,
+        "seconds": time.perf_counter() - start,
+        "machine": machine(),
+    }
+    text = markdown(results, meta)
+    print(text)
+    if not args.no_write:
+        write("quality", text, {"meta": meta, "results": results})
+    return results
+
+
+if __name__ == "__main__":
+    main()
