@@ -1,0 +1,154 @@
+"""docker-compose.yml: valid against the Compose Specification's JSON schema, and wired as docs/deploy.md says.
+
+The schema is the copy of compose-spec.json vendored by the check-jsonschema package (Apache-2.0, from the
+compose-spec project), read from the installed package.
+"""
+
+import copy
+import json
+import re
+import shutil
+import subprocess
+from importlib import resources
+
+import pytest
+from deployfiles import ROOT
+
+from app.core.config import Settings
+
+jsonschema = pytest.importorskip("jsonschema", reason="dev dependency check-jsonschema (brings jsonschema)")
+pytest.importorskip("check_jsonschema", reason="dev dependency check-jsonschema (ships the compose-spec schema)")
+
+SETTINGS_ENV = {field.alias for field in Settings.model_fields.values() if field.alias}
+APP_SERVICES = ["api", "migrate", "worker", "worker-cpu"]
+STORAGE = "/var/lib/unlearn/blobs"
+
+
+@pytest.fixture(scope="module")
+def schema() -> dict:
+    text = resources.files("check_jsonschema").joinpath("builtin_schemas/vendor/compose-spec.json").read_text()
+    return json.loads(text)
+
+
+def errors(schema: dict, document: dict) -> list[str]:
+    validator_cls = jsonschema.validators.validator_for(schema)
+    validator_cls.check_schema(schema)
+    validator = validator_cls(schema, format_checker=validator_cls.FORMAT_CHECKER)
+    return [f"{'/'.join(map(str, e.absolute_path))}: {e.message}" for e in validator.iter_errors(document)]
+
+
+def test_valid_against_compose_spec(schema, compose):
+    assert errors(schema, compose) == []
+
+
+def test_schema_rejects_a_broken_file(schema, compose):
+    """The validation has teeth: a misspelt key and a wrong type are caught."""
+    broken = copy.deepcopy(compose)
+    broken["services"]["api"]["depends_on"]["migrate"]["condition"] = "service_finished"
+    broken["services"]["worker"]["deploy"]["resources"]["reservations"]["devices"][0]["capabilitiez"] = ["gpu"]
+    found = errors(schema, broken)
+    assert any("depends_on" in e for e in found) and any("devices" in e for e in found), found
+
+
+def test_postgres_and_redis_are_durable_and_health_checked(compose):
+    postgres, redis = compose["services"]["postgres"], compose["services"]["redis"]
+    assert "pg_isready" in " ".join(postgres["healthcheck"]["test"])
+    assert any(v.startswith("pgdata:") for v in postgres["volumes"])
+    command = redis["command"]
+    assert command[command.index("--appendonly") + 1] == "yes"
+    assert any(v.split(":")[1] == "/data" for v in redis["volumes"])
+    assert "ping" in " ".join(redis["healthcheck"]["test"])
+    assert {"pgdata", "redisdata", "blobs"} <= set(compose["volumes"])
+
+
+def test_migrate_runs_once_before_api_and_workers(compose):
+    services = compose["services"]
+    migrate = services["migrate"]
+    assert migrate["command"] == ["alembic", "upgrade", "head"]
+    assert migrate["depends_on"]["postgres"]["condition"] == "service_healthy"
+    assert migrate["restart"] == "no"
+    for name in ["api", "worker", "worker-cpu"]:
+        depends = services[name]["depends_on"]
+        assert depends["migrate"]["condition"] == "service_completed_successfully", name
+        assert depends["redis"]["condition"] == "service_healthy", name
+
+
+def test_api_serves_on_8000(compose):
+    api = compose["services"]["api"]
+    assert any(str(p).endswith(":8000") for p in api["ports"])
+    assert api["command"][:2] == ["uvicorn", "app.main:create_app"]
+
+
+def test_gpu_worker_reserves_a_gpu_and_cpu_worker_is_a_profile(compose):
+    worker, cpu = compose["services"]["worker"], compose["services"]["worker-cpu"]
+    (device,) = worker["deploy"]["resources"]["reservations"]["devices"]
+    assert device == {"driver": "nvidia", "count": 1, "capabilities": ["gpu"]}
+    assert "profiles" not in worker
+    assert cpu["profiles"] == ["cpu"] and "deploy" not in cpu
+    assert cpu["environment"]["UNLEARN_DEVICE"] == "cpu"
+    assert worker["build"]["target"] == "worker" and cpu["build"]["target"] == "worker-cpu"
+
+
+def test_build_targets_exist_in_the_dockerfile(compose, dockerfile):
+    for name in APP_SERVICES:
+        assert compose["services"][name]["build"]["target"] in dockerfile.stages, name
+
+
+def test_blob_volume_is_shared_at_the_configured_path(compose):
+    for name in ["api", "worker", "worker-cpu"]:
+        service = compose["services"][name]
+        assert f"blobs:{STORAGE}" in service["volumes"], name
+        assert service["environment"]["UNLEARN_STORAGE_DIR"] == STORAGE, name
+
+
+def test_environment_names_are_settings(compose):
+    for name in APP_SERVICES:
+        unknown = set(compose["services"][name]["environment"]) - SETTINGS_ENV
+        assert not unknown, f"{name}: {unknown} are not fields of app.core.config.Settings"
+    url = compose["services"]["api"]["environment"]["DATABASE_URL"]
+    assert url.startswith("postgresql+psycopg://") and "@postgres:5432/" in url
+    assert compose["services"]["api"]["environment"]["REDIS_URL"].startswith("redis://redis:6379/")
+
+
+def env_example() -> dict[str, str]:
+    pairs = {}
+    for line in (ROOT / ".env.example").read_text().splitlines():
+        if line.strip() and not line.lstrip().startswith("#"):
+            key, _, value = line.partition("=")
+            pairs[key.strip()] = value.strip()
+    return pairs
+
+
+def test_env_example_covers_every_variable(compose):
+    text = (ROOT / "docker-compose.yml").read_text()
+    references = re.findall(r"(?<!\$)\$\{([A-Z0-9_]+)(:?[-?][^}]*)?\}", text)
+    example = env_example()
+    for name, modifier in references:
+        has_default = modifier.startswith((":-", "-"))
+        assert name in example or has_default, f"${{{name}}} has no default and no .env.example line"
+    required = {name for name, modifier in references if modifier.startswith(":?")}
+    assert required == {"POSTGRES_PASSWORD", "UNLEARN_BOOTSTRAP_ADMIN_KEY"}
+    used = {name for name, _ in references} | SETTINGS_ENV
+    assert set(example) <= used, f"unused in .env.example: {set(example) - used}"
+
+
+def compose_cli() -> list[str] | None:
+    if shutil.which("docker"):
+        probe = subprocess.run(["docker", "compose", "version"], capture_output=True)
+        if probe.returncode == 0:
+            return ["docker", "compose"]
+    if shutil.which("docker-compose"):
+        return ["docker-compose"]
+    return None
+
+
+@pytest.mark.skipif(compose_cli() is None, reason="no docker compose on this machine")
+def test_docker_compose_config_accepts_the_file():
+    """`docker compose config` parses and interpolates without an engine."""
+    result = subprocess.run(
+        [*compose_cli(), "--env-file", ".env.example", "--profile", "cpu", "config", "--quiet"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stderr

@@ -1,0 +1,147 @@
+"""The Dockerfile's targets and build steps agree with pyproject.toml and with the code they start."""
+
+import ast
+import configparser
+import re
+import shlex
+import subprocess
+import sys
+import tomllib
+
+import pytest
+from deployfiles import ROOT, dockerignore_rules, exec_form, is_ignored
+from packaging.specifiers import SpecifierSet
+from packaging.version import Version
+
+PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
+TARGETS = ["api", "migrate", "worker", "worker-cpu"]
+
+
+def test_targets_exist(dockerfile):
+    assert set(TARGETS) <= set(dockerfile.stages), sorted(dockerfile.stages)
+    # A plain `docker build .` builds the last stage: the API.
+    assert list(dockerfile.stages)[-1] == "api"
+
+
+def test_python_version_satisfies_requires_python(dockerfile):
+    version = dockerfile.global_args["PYTHON_VERSION"]
+    assert Version(version + ".0") in SpecifierSet(PYPROJECT["project"]["requires-python"])
+    roots = {dockerfile.chain(t)[0].base for t in TARGETS}
+    assert roots == {"python:${PYTHON_VERSION}-slim-bookworm"}
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_runs_as_non_root(dockerfile, target):
+    user = dockerfile.effective(target, "USER")
+    assert user is not None, f"{target} runs as root"
+    assert user.args.split(":")[0] not in {"root", "0"}
+
+
+@pytest.mark.parametrize("target", ["api", "worker", "worker-cpu"])
+def test_healthcheck(dockerfile, target):
+    check = dockerfile.effective(target, "HEALTHCHECK")
+    assert check is not None and check.args != "NONE"
+    command = " ".join(exec_form(check))
+    if target == "api":
+        assert "/healthz" in command and ":8000" in command
+    else:
+        assert "redis" in command and ".ping()" in command and "REDIS_URL" in command
+
+
+def test_healthcheck_commands_compile(dockerfile):
+    """The python -c snippets of the health checks are valid Python."""
+    for target in ["api", "worker", "worker-cpu"]:
+        argv = exec_form(dockerfile.effective(target, "HEALTHCHECK"))
+        assert argv[:2] == ["python", "-c"]
+        compile(argv[2], f"{target}-healthcheck", "exec")
+
+
+def test_migrate_is_a_one_shot_alembic_upgrade(dockerfile):
+    assert exec_form(dockerfile.effective("migrate", "CMD")) == ["alembic", "upgrade", "head"]
+    assert dockerfile.effective("migrate", "HEALTHCHECK").args == "NONE"
+    config = configparser.ConfigParser(interpolation=None)
+    config.read(ROOT / "alembic.ini")
+    location = config["alembic"]["script_location"].replace("%(here)s/", "")
+    assert (ROOT / location / "env.py").is_file()
+    copied = [i.args for s in dockerfile.chain("migrate") for i in s.all("COPY") if "--from" not in i.args]
+    assert "alembic.ini ./" in copied and f"{location} ./{location}" in copied
+
+
+def test_api_command_starts_the_app_factory(dockerfile):
+    argv = exec_form(dockerfile.effective("api", "CMD"))
+    assert argv == ["uvicorn", "app.main:create_app", "--factory", "--host", "0.0.0.0", "--port", "8000"]
+    tree = ast.parse((ROOT / "app" / "main.py").read_text())
+    assert any(isinstance(n, ast.FunctionDef) and n.name == "create_app" for n in tree.body)
+
+
+@pytest.mark.parametrize("target", ["worker", "worker-cpu"])
+def test_worker_command(dockerfile, target):
+    argv = exec_form(dockerfile.effective(target, "CMD"))
+    assert argv[:2] == ["sh", "-c"]
+    assert shlex.split(argv[2]) == ["exec", "python", "-m", "workers", "--device", "${UNLEARN_DEVICE:-auto}"]
+    assert (ROOT / "workers" / "__main__.py").is_file()
+
+
+def test_api_gets_cpu_torch_and_worker_cuda_torch(dockerfile):
+    def runs(target):
+        return " ".join(i.args for s in dockerfile.chain(target) for i in s.all("RUN"))
+
+    def venv_stage(target):
+        (copy,) = [i for s in dockerfile.chain(target) for i in s.all("COPY") if "/opt/venv" in i.args]
+        return re.search(r"--from=(\S+)", copy.args).group(1)
+
+    cpu, cuda = venv_stage("api"), venv_stage("worker")
+    assert venv_stage("migrate") == venv_stage("worker-cpu") == cpu != cuda
+    cpu_stage = dockerfile.stages[cpu]
+    assert any("download.pytorch.org/whl/cpu" in i.args for i in cpu_stage.all("ARG"))
+    assert "--index-url" in runs(cpu) and "download.pytorch.org" not in runs(cuda)
+
+
+@pytest.mark.parametrize("venv", ["venv-cpu", "venv-cuda"])
+def test_installs_the_project_from_pyproject(dockerfile, venv):
+    runs = [i.args for s in dockerfile.chain(venv) for i in s.all("RUN")]
+    assert any("pyproject.toml" in r and "tomllib" in r for r in runs), "dependencies must come from pyproject.toml"
+    assert any(re.search(r"pip install --no-deps \.(\s|$)", r) for r in runs), "the project must be pip-installed"
+    copied = {i.args.split()[0] for s in dockerfile.chain(venv) for i in s.all("COPY") if "--from" not in i.args}
+    packages = {p.rstrip("*") for p in PYPROJECT["tool"]["setuptools"]["packages"]["find"]["include"]}
+    assert packages <= copied | {"pyproject.toml"}, f"every package in pyproject must be copied: {packages}"
+
+
+def test_requirement_split_matches_pyproject(dockerfile, tmp_path):
+    """Run the build step that splits pyproject's dependencies and check what it writes."""
+    (run,) = [i for i in dockerfile.stages["build"].all("RUN") if "tomllib" in i.args]
+    words = shlex.split(run.args)
+    assert words[:2] == ["python", "-c"]
+    code = words[2].replace("/tmp/", f"{tmp_path}/")
+    (tmp_path / "pyproject.toml").write_bytes((ROOT / "pyproject.toml").read_bytes())
+    subprocess.run([sys.executable, "-c", code], cwd=tmp_path, check=True)
+    deps = PYPROJECT["project"]["dependencies"]
+    assert (tmp_path / "requirements.txt").read_text().split("\n")[:-1] == deps
+    torch_pins = [d for d in deps if re.match(r"torch\s*[=<>~!]", d)]
+    assert (tmp_path / "torch.txt").read_text().split() == torch_pins and len(torch_pins) == 1
+
+
+def test_copy_sources_exist_and_are_in_the_build_context(dockerfile):
+    rules = dockerignore_rules()
+    for stage in dockerfile.stages.values():
+        for copy in stage.all("COPY"):
+            if "--from" in copy.args:
+                continue
+            *sources, _dest = copy.args.split()
+            for source in sources:
+                assert (ROOT / source).exists(), f"COPY {source}: missing in the repository"
+                assert not is_ignored(source, rules), f"COPY {source}: excluded by .dockerignore"
+
+
+def test_dockerignore_keeps_local_state_out():
+    rules = dockerignore_rules()
+    for path in [".venv/bin/python", "var/unlearn.db", ".git/HEAD", "tests/conftest.py", "app/__pycache__/x.pyc"]:
+        assert is_ignored(path, rules), path
+    for path in ["app/main.py", "workers/engine/iau.py", "migrations/env.py", "pyproject.toml"]:
+        assert not is_ignored(path, rules), path
+
+
+def test_cli_entry_point_exists():
+    module, _, func = PYPROJECT["project"]["scripts"]["unlearn"].partition(":")
+    tree = ast.parse((ROOT / (module.replace(".", "/") + ".py")).read_text())
+    assert any(isinstance(n, ast.FunctionDef) and n.name == func for n in tree.body)
