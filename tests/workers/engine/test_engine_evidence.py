@@ -1,0 +1,60 @@
+import pytest
+import torch
+from sklearn.metrics import roc_auc_score
+
+from workers.engine import ArchSpec, build_model, evaluate, forget_commitment, membership_auc, param_distance
+
+
+def test_membership_auc_extremes_and_ties():
+    low, high = torch.tensor([0.1, 0.2, 0.3]), torch.tensor([1.0, 2.0])
+    assert membership_auc(low, high) == 1.0  # forgotten rows still fit better than unseen rows
+    assert membership_auc(high, low) == 0.0
+    assert membership_auc(torch.full((4,), 0.5), torch.full((6,), 0.5)) == 0.5
+
+
+def test_membership_auc_matches_sklearn():
+    gen = torch.Generator().manual_seed(0)
+    f = torch.rand(57, generator=gen).round(decimals=1)  # ties included
+    h = (torch.rand(91, generator=gen) + 0.2).round(decimals=1)
+    scores = torch.cat([-f, -h]).numpy()
+    members = [1] * 57 + [0] * 91
+    assert membership_auc(f, h) == pytest.approx(roc_auc_score(members, scores), abs=1e-12)
+
+
+def test_forget_commitment_covers_ids_and_content_and_ignores_order():
+    gen = torch.Generator().manual_seed(0)
+    x, y, ids = torch.rand(5, 4, generator=gen), torch.tensor([0, 1, 2, 1, 0]), ["a", "b", "c", "d", "e"]
+    base = forget_commitment(ids, x, y)
+    assert len(base) == 64 and int(base, 16) >= 0
+    perm = torch.tensor([3, 1, 4, 0, 2])
+    assert forget_commitment([ids[i] for i in perm], x[perm], y[perm]) == base
+    assert forget_commitment(["a", "b", "c", "d", "z"], x, y) != base
+    y2 = y.clone()
+    y2[0] = 9
+    assert forget_commitment(ids, x, y2) != base
+    x2 = x.clone()
+    x2[2, 1] += 1e-3
+    assert forget_commitment(ids, x2, y) != base
+    assert forget_commitment(ids[:4], x[:4], y[:4]) != base
+
+
+def test_param_distance():
+    a = {"w": torch.zeros(2, 2), "b": torch.zeros(3), "n": torch.tensor(5)}
+    b = {"w": torch.full((2, 2), 1.0), "b": torch.zeros(3), "n": torch.tensor(7)}
+    assert param_distance(a, b) == pytest.approx(2.0)  # integer buffers are not parameters
+
+
+def test_evaluate_matches_manual():
+    spec = ArchSpec("logreg", {"in_features": 4, "num_classes": 3})
+    model = build_model(spec)
+    gen = torch.Generator().manual_seed(0)
+    x, y = torch.rand(50, 4, generator=gen), torch.randint(0, 3, (50,), generator=gen)
+    with torch.no_grad():
+        logits = model(x)
+    want_acc = float((logits.argmax(1) == y).double().mean())
+    want_loss = float(torch.nn.functional.cross_entropy(logits, y))
+    got = evaluate(spec, model.state_dict(), x, y)
+    assert got["accuracy"] == pytest.approx(want_acc)
+    assert got["loss"] == pytest.approx(want_loss, rel=1e-5)
+    assert got["rows"] == 50
+    assert evaluate(spec, model, x, y) == got

@@ -1,0 +1,155 @@
+"""Removal evidence: what was measured before and after an unlearning update (design.md section 4).
+
+Figures: forget-set and holdout loss/accuracy, accuracy on a fixed seeded sample of retained rows, the
+loss-threshold membership-inference AUC of forget rows against holdout rows (Yeom et al.; 0.5 means the attack
+cannot tell them apart), the parameter L2 distance, checkpoint hashes, and a sha256 commitment to the forgotten
+rows (ids and content), never the rows themselves. Approximate unlearning, as in Influence Approximation
+Unlearning (IAU, Liu et al.), is not a certificate of exact deletion: these are measurements, nothing more.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import struct
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from workers.engine.zoo import ArchSpec, load_model, prepare_inputs
+
+EVAL_CHUNK = 1024  # rows per forward pass when measuring
+COMMITMENT_TAG = b"unlearn-forget-commitment-v1"
+
+
+@torch.no_grad()
+def per_sample_losses(
+    model: nn.Module, spec: ArchSpec, features: Tensor, labels: Tensor, chunk_size: int = EVAL_CHUNK
+) -> tuple[Tensor, Tensor]:
+    """(losses (N,), correct (N,) bool) on the CPU, computed in eval mode chunk by chunk."""
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    losses, correct = [], []
+    for start in range(0, labels.shape[0], chunk_size):
+        x = prepare_inputs(spec, features[start : start + chunk_size]).to(device)  # (c, ...)
+        y = labels[start : start + chunk_size].to(device=device, dtype=torch.int64)  # (c,)
+        logits = model(x)  # (c, K)
+        losses.append(F.cross_entropy(logits, y, reduction="none").float().cpu())
+        correct.append((logits.argmax(dim=1) == y).cpu())
+    model.train(was_training)
+    if not losses:
+        return torch.zeros(0), torch.zeros(0, dtype=torch.bool)
+    return torch.cat(losses), torch.cat(correct)
+
+
+def evaluate(
+    spec: ArchSpec,
+    model: nn.Module | dict[str, Tensor],
+    features: Tensor,
+    labels: Tensor,
+    device: torch.device | None = None,
+) -> dict:
+    """{loss, accuracy, rows} on (features, labels); `model` is a module or a state_dict of `spec`."""
+    if isinstance(model, dict):
+        model = load_model(spec, model, device or torch.device("cpu"))
+    return _summary(*per_sample_losses(model, spec, features, labels))
+
+
+def membership_auc(forget_losses: Tensor, holdout_losses: Tensor) -> float:
+    """AUC of the loss-threshold attack that calls a row a member when its loss is low.
+
+    = P(loss_forget < loss_holdout) + 0.5 * P(tie): 0.5 = indistinguishable, 1.0 = every forgotten row has a
+    lower loss than every holdout row (still remembered), below 0.5 = forgotten rows now stand out the other way.
+    """
+    f = forget_losses.double().flatten()  # (F,)
+    h = holdout_losses.double().flatten()  # (H,)
+    if f.numel() == 0 or h.numel() == 0:
+        return float("nan")
+    # rank-sum (Mann-Whitney U) with average ranks for ties, O((F+H) log(F+H))
+    scores = torch.cat([-f, -h])  # higher score = more likely a member
+    order = torch.argsort(scores, stable=True)
+    sorted_scores = scores[order]
+    ranks = torch.empty_like(scores)
+    _, inverse, counts = torch.unique_consecutive(sorted_scores, return_inverse=True, return_counts=True)
+    ends = torch.cumsum(counts, 0).double()  # last 1-based rank of each tie group
+    avg_rank = ends - (counts.double() - 1) / 2
+    ranks[order] = avg_rank[inverse]
+    u = ranks[: f.numel()].sum() - f.numel() * (f.numel() + 1) / 2
+    return float(u / (f.numel() * h.numel()))
+
+
+def param_distance(a: dict[str, Tensor], b: dict[str, Tensor]) -> float:
+    """L2 distance over the floating-point tensors shared by two state_dicts (buffers included)."""
+    total = 0.0
+    for k, v in a.items():
+        if k in b and v.is_floating_point():
+            total += float(((v.double().cpu() - b[k].double().cpu()) ** 2).sum())
+    return total**0.5
+
+
+def forget_commitment(sample_ids: list[str], features: Tensor, labels: Tensor) -> str:
+    """sha256 commitment to the forgotten rows: ids and content, canonical and independent of row order.
+
+    Each row hashes to sha256(len(id) | id utf-8 | label int64 | shape | features as float32 little-endian);
+    the row digests are sorted and hashed together under a version tag with the row count.
+    """
+    if len(sample_ids) != labels.shape[0] or features.shape[0] != labels.shape[0]:
+        raise ValueError("sample_ids, features and labels must describe the same rows")
+    feats = features.detach().to("cpu", torch.float32).contiguous()
+    shape = struct.pack("<I", feats[0].dim() if len(sample_ids) else 0) + b"".join(
+        struct.pack("<q", s) for s in feats.shape[1:]
+    )
+    digests = []
+    for i, sid in enumerate(sample_ids):
+        raw = str(sid).encode("utf-8")
+        h = hashlib.sha256()
+        h.update(struct.pack("<Q", len(raw)) + raw)
+        h.update(struct.pack("<q", int(labels[i])))
+        h.update(shape)
+        h.update(feats[i].numpy().astype("<f4", copy=False).tobytes())
+        digests.append(h.digest())
+    top = hashlib.sha256(COMMITMENT_TAG + struct.pack("<Q", len(digests)))
+    for d in sorted(digests):
+        top.update(d)
+    return top.hexdigest()
+
+
+def snapshot(
+    model: nn.Module,
+    spec: ArchSpec,
+    forget: tuple[Tensor, Tensor],
+    retained_sample: tuple[Tensor, Tensor],
+    holdout: tuple[Tensor, Tensor] | None,
+) -> dict:
+    """Measurements of one model: forget, holdout, retained-sample figures and the membership AUC."""
+    f_loss, f_ok = per_sample_losses(model, spec, *forget)
+    r_loss, r_ok = per_sample_losses(model, spec, *retained_sample)
+    out = {
+        "forget": _summary(f_loss, f_ok),
+        "retained_sample": _summary(r_loss, r_ok),
+        "holdout": None,
+        "membership_auc": None,
+    }
+    if holdout is not None and holdout[1].shape[0] > 0:
+        h_loss, h_ok = per_sample_losses(model, spec, *holdout)
+        out["holdout"] = _summary(h_loss, h_ok)
+        out["membership_auc"] = membership_auc(f_loss, h_loss)
+    return out
+
+
+def _summary(losses: Tensor, correct: Tensor) -> dict:
+    if losses.numel() == 0:
+        return {"loss": None, "accuracy": None, "rows": 0}
+    return {
+        "loss": float(losses.double().mean()),
+        "accuracy": float(correct.double().mean()),
+        "rows": int(losses.numel()),
+    }
+
+
+def retained_sample_index(retain_idx: Tensor, size: int, seed: int) -> Tensor:
+    """A fixed, seeded sample of retained row indices (the same rows before and after an update)."""
+    gen = torch.Generator().manual_seed(seed)
+    pick = torch.randperm(retain_idx.numel(), generator=gen)[:size]
+    return retain_idx[pick].sort().values
