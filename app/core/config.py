@@ -38,6 +38,13 @@ class Settings(BaseSettings):
     reconcile_interval_s: float = Field(default=30.0, alias="UNLEARN_RECONCILE_INTERVAL_S")
     # Ed25519 private key (PEM file) signing audit tree heads; generated on first start when absent.
     audit_signing_key_path: Path = Field(default=Path("./var/audit-signing-key.pem"), alias="UNLEARN_AUDIT_KEY_PATH")
+    # How long an Idempotency-Key is remembered after its first use, seconds (24 h).
+    idempotency_ttl_s: int = Field(default=24 * 3600, alias="UNLEARN_IDEMPOTENCY_TTL_S")
+    # A key claimed by a request that never finished (crashed process) is taken over after this many seconds.
+    idempotency_inflight_s: int = Field(default=120, alias="UNLEARN_IDEMPOTENCY_INFLIGHT_S")
+    # Per-API-key request rate: tokens refilled per second, and bucket size (burst). 0 per second disables.
+    rate_limit_per_s: float = Field(default=50.0, alias="UNLEARN_RATE_LIMIT_PER_S")
+    rate_limit_burst: int = Field(default=500, alias="UNLEARN_RATE_LIMIT_BURST")
     # Log level.
     log_level: str = Field(default="INFO", alias="UNLEARN_LOG_LEVEL")
 

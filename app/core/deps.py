@@ -1,0 +1,114 @@
+"""Request dependencies: settings, database session, blob store, job queue, authentication and roles.
+
+The request owns the transaction: routers commit (through app.keys.idempotency.run_create or explicitly);
+services and repositories only flush. A session is rolled back and closed when the request ends.
+"""
+
+import logging
+from collections.abc import Iterator
+from typing import Annotated
+
+import redis
+from fastapi import Depends, Request
+from sqlalchemy.orm import Session
+
+from app.core.config import Settings
+from app.core.errors import Forbidden, ServiceUnavailable, Unauthorized
+from app.core.logging import log_event
+from app.core.security import Principal, hash_key
+from app.core.storage import BlobStore
+from app.keys import repository as keys_repository
+
+log = logging.getLogger("app.deps")
+REDIS_RETRY_AFTER_S = 5  # Retry-After sent with 503 when Redis does not answer
+
+
+class JobQueue:
+    """Enqueues worker jobs (workers.queue) and checks that Redis answers."""
+
+    def __init__(self, redis_url: str) -> None:
+        self.redis = redis.Redis.from_url(redis_url, socket_connect_timeout=1, socket_timeout=2)
+
+    def ping(self) -> bool:
+        try:
+            return bool(self.redis.ping())
+        except redis.RedisError:
+            return False
+
+    def require(self) -> None:
+        """Raise 503 unless Redis answers (checked before writing anything that must then be enqueued)."""
+        if not self.ping():
+            raise ServiceUnavailable("the job queue (Redis) is not answering; retry later", retry_after_s=5)
+
+    def enqueue_training(self, model_id: str) -> None:
+        from workers.queue import enqueue_training
+
+        enqueue_training(model_id)
+
+    def enqueue_deletion(self, request_id: str) -> None:
+        from workers.queue import enqueue_deletion
+
+        enqueue_deletion(request_id)
+
+
+def after_commit_enqueue(fn, *args: str, event: str) -> None:
+    """Run an enqueue after commit; a failure is logged, never raised (the reconciler re-enqueues)."""
+    try:
+        fn(*args)
+    except Exception as exc:  # noqa: BLE001 - any queue failure is recoverable from the database
+        log_event(log, event, level=logging.ERROR, ids=list(args), error=type(exc).__name__)
+
+
+def get_settings_dep(request: Request) -> Settings:
+    return request.app.state.settings
+
+
+def get_db(request: Request) -> Iterator[Session]:
+    session: Session = request.app.state.sessionmaker()
+    try:
+        yield session
+    finally:
+        session.close()  # rolls back whatever the router did not commit
+
+
+def get_store(request: Request) -> BlobStore:
+    return request.app.state.store
+
+
+def get_jobs(request: Request) -> JobQueue:
+    return request.app.state.jobs
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
+DB = Annotated[Session, Depends(get_db)]
+Store = Annotated[BlobStore, Depends(get_store)]
+Jobs = Annotated[JobQueue, Depends(get_jobs)]
+
+
+def authenticate(request: Request, db: DB) -> Principal:
+    header = request.headers.get("authorization", "")
+    scheme, _, raw = header.partition(" ")
+    if scheme.lower() != "bearer" or not raw.strip():
+        raise Unauthorized("missing API key: send Authorization: Bearer <key>")
+    key = keys_repository.get_key_by_hash(db, key_hash=hash_key(raw.strip()))
+    if key is None or key.revoked_at is not None:
+        raise Unauthorized("invalid or revoked API key")
+    request.app.state.rate_limiter.check(key.id)
+    return Principal(key_id=key.id, tenant_id=key.tenant_id, role=key.role)
+
+
+def require(role: str):
+    """A dependency that authenticates the caller and checks it holds `role` or a higher one."""
+
+    def dependency(principal: Annotated[Principal, Depends(authenticate)]) -> Principal:
+        if not principal.has_role(role):
+            raise Forbidden(f"this operation needs the {role} role or higher; the key has {principal.role}")
+        return principal
+
+    return dependency
+
+
+Admin = Annotated[Principal, Depends(require("admin"))]
+Operator = Annotated[Principal, Depends(require("operator"))]
+Requester = Annotated[Principal, Depends(require("requester"))]
+Reader = Annotated[Principal, Depends(require("reader"))]

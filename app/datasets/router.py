@@ -1,0 +1,5 @@
+"""datasets endpoints."""
+
+from fastapi import APIRouter
+
+router = APIRouter(prefix="/v1", tags=["datasets"])

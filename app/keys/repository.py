@@ -1,0 +1,84 @@
+"""SQL for tenants, API keys and idempotency records."""
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.orm import Session
+
+from app.keys.orm import ApiKey, IdempotencyRecord, Tenant
+
+
+def get_tenant(session: Session, *, tenant_id: str) -> Tenant | None:
+    return session.get(Tenant, tenant_id)
+
+
+def get_tenant_by_name(session: Session, *, name: str) -> Tenant | None:
+    return session.scalar(select(Tenant).where(Tenant.name == name))
+
+
+def add_tenant(session: Session, *, tenant: Tenant) -> Tenant:
+    session.add(tenant)
+    session.flush()
+    return tenant
+
+
+def get_key_by_hash(session: Session, *, key_hash: str) -> ApiKey | None:
+    return session.scalar(select(ApiKey).where(ApiKey.key_hash == key_hash))
+
+
+def get_key(session: Session, *, key_id: str, tenant_id: str | None) -> ApiKey | None:
+    stmt = select(ApiKey).where(ApiKey.id == key_id)
+    if tenant_id is not None:
+        stmt = stmt.where(ApiKey.tenant_id == tenant_id)
+    return session.scalar(stmt)
+
+
+def list_keys(session: Session, *, tenant_id: str | None) -> Sequence[ApiKey]:
+    stmt = select(ApiKey).order_by(ApiKey.created_at, ApiKey.id)
+    if tenant_id is not None:
+        stmt = stmt.where(ApiKey.tenant_id == tenant_id)
+    return session.scalars(stmt).all()
+
+
+def add_key(session: Session, *, key: ApiKey) -> ApiKey:
+    session.add(key)
+    session.flush()
+    return key
+
+
+def revoke_key(session: Session, *, key_id: str, at: datetime) -> None:
+    session.execute(update(ApiKey).where(ApiKey.id == key_id, ApiKey.revoked_at.is_(None)).values(revoked_at=at))
+
+
+def get_idempotency(session: Session, *, tenant_id: str, scope: str, key: str) -> IdempotencyRecord | None:
+    return session.scalar(
+        select(IdempotencyRecord).where(
+            IdempotencyRecord.tenant_id == tenant_id,
+            IdempotencyRecord.scope == scope,
+            IdempotencyRecord.key == key,
+        )
+    )
+
+
+def add_idempotency(session: Session, *, record: IdempotencyRecord) -> IdempotencyRecord:
+    session.add(record)
+    session.flush()
+    return record
+
+
+def delete_idempotency(session: Session, *, record_id: int) -> None:
+    session.execute(delete(IdempotencyRecord).where(IdempotencyRecord.id == record_id))
+
+
+def complete_idempotency(session: Session, *, record_id: int, status_code: int, body: str, headers: str) -> None:
+    session.execute(
+        update(IdempotencyRecord)
+        .where(IdempotencyRecord.id == record_id)
+        .values(status_code=status_code, response_body=body, response_headers=headers)
+    )
+
+
+def purge_idempotency_before(session: Session, *, before: datetime) -> int:
+    result = session.execute(delete(IdempotencyRecord).where(IdempotencyRecord.created_at < before))
+    return result.rowcount or 0

@@ -1,0 +1,75 @@
+"""The API application: create_app() wires settings, database, blob store, queue, middleware and routers."""
+
+import logging
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from sqlalchemy.orm import sessionmaker
+
+from app import health
+from app.core.config import Settings, get_settings
+from app.core.db import make_engine
+from app.core.deps import JobQueue
+from app.core.errors import install_error_handlers
+from app.core.logging import configure_logging, log_event
+from app.core.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
+from app.core.storage import BlobStore
+from app.datasets.router import router as datasets_router
+from app.deletions.router import router as deletions_router
+from app.keys import service as keys_service
+from app.keys.ratelimit import RateLimiter
+from app.keys.router import router as keys_router
+from app.models.router import router as models_router
+
+log = logging.getLogger("app.main")
+MULTIPART_OVERHEAD = 1024 * 1024  # bytes allowed on top of the file limit for form fields and boundaries
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    configure_logging(settings.log_level)
+    engine = make_engine(settings.database_url)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        if settings.bootstrap_admin_key:
+            with app.state.sessionmaker() as session:
+                keys_service.ensure_bootstrap_admin(session, raw_key=settings.bootstrap_admin_key)
+        log_event(log, "app.started")
+        yield
+        engine.dispose()
+
+    app = FastAPI(
+        title="Unlearning service",
+        version="1",
+        description="Deletion requests against registered PyTorch classifiers, applied with Influence "
+        "Approximation Unlearning; versioned checkpoints and an audit trail. Errors are RFC 9457 problem details.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.engine = engine
+    app.state.sessionmaker = sessionmaker(bind=engine, expire_on_commit=False)
+    app.state.store = BlobStore(settings.storage_dir)
+    app.state.jobs = JobQueue(settings.redis_url)
+    app.state.rate_limiter = RateLimiter(rate_per_s=settings.rate_limit_per_s, burst=settings.rate_limit_burst)
+
+    install_error_handlers(app)
+    app.add_middleware(
+        BodySizeLimitMiddleware,
+        json_limit=settings.max_json_bytes,
+        upload_limit=max(settings.max_dataset_bytes, settings.max_checkpoint_bytes) + MULTIPART_OVERHEAD,
+    )
+    app.add_middleware(RequestContextMiddleware)  # outermost: sees every response, including 413 and 500
+
+    app.include_router(health.router)
+    app.include_router(keys_router)
+    app.include_router(datasets_router)
+    app.include_router(models_router)
+    app.include_router(deletions_router)
+    try:
+        from app.audit.router import router as audit_router
+    except ImportError:
+        log_event(log, "audit.router_missing", level=logging.WARNING)
+    else:
+        app.include_router(audit_router)
+    return app

@@ -1,0 +1,5 @@
+"""models endpoints."""
+
+from fastapi import APIRouter
+
+router = APIRouter(prefix="/v1", tags=["models"])
