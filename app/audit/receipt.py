@@ -1,0 +1,73 @@
+"""Deletion receipts: a signed JSON document binding a deletion request to its audit entries.
+
+A receipt holds the request (with its sample ids and their sha256 commitment), the commitment to the forgotten
+rows, the base and result versions with checkpoint hashes, the evidence, every audit entry that concerns the
+request with its inclusion proof, and the signed tree head those proofs lead to. The whole body is signed.
+Built from plain mappings so that it does not depend on how the rows were loaded.
+"""
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from app.audit.canonical import commit_sample_ids, format_timestamp, normalize, sanitize_floats
+from app.audit.signing import RECEIPT_DOMAIN, Signer
+
+RECEIPT_FORMAT = "unlearn-receipt/v1"
+REQUEST_FIELDS = (
+    "id",
+    "model_id",
+    "tenant_id",
+    "status",
+    "method",
+    "reason",
+    "requester",
+    "error",
+    "created_at",
+    "started_at",
+    "finished_at",
+)
+VERSION_FIELDS = ("version", "parent_version", "checkpoint_sha256", "checkpoint_size", "state", "created_at")
+
+
+def _plain(value: Any) -> Any:
+    return format_timestamp(value) if isinstance(value, datetime) else value
+
+
+def request_summary(request: Mapping[str, Any]) -> dict[str, Any]:
+    ids = list(request.get("sample_ids") or [])
+    summary = {f: _plain(request.get(f)) for f in REQUEST_FIELDS}
+    summary.update(sample_ids=ids, sample_count=len(ids), sample_ids_sha256=commit_sample_ids(ids))
+    return summary
+
+
+def version_summary(version: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    if version is None:
+        return None
+    return {f: _plain(version.get(f)) for f in VERSION_FIELDS}
+
+
+def build_receipt(
+    *,
+    request: Mapping[str, Any],
+    base_version: Mapping[str, Any] | None,
+    result_version: Mapping[str, Any] | None,
+    audit: Sequence[Mapping[str, Any]],
+    tree_head: Mapping[str, Any],
+    signer: Signer,
+    issued_at: datetime,
+) -> dict[str, Any]:
+    """The signed receipt. ``audit`` items are ``{"entry": ..., "inclusion_proof": ...}`` against ``tree_head``."""
+    evidence = request.get("evidence") or {}
+    body = {
+        "receipt_format": RECEIPT_FORMAT,
+        "issued_at": format_timestamp(issued_at),
+        "request": request_summary(request),
+        "forget_commitment": evidence.get("forget_commitment"),
+        "base_version": version_summary(base_version),
+        "result_version": version_summary(result_version),
+        "evidence": request.get("evidence"),
+        "audit": list(audit),
+        "tree_head": dict(tree_head),
+    }
+    return signer.sign(RECEIPT_DOMAIN, normalize(sanitize_floats(body)))

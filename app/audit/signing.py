@@ -1,0 +1,166 @@
+"""Ed25519 keys and signatures for tree heads and receipts.
+
+A signature covers a domain tag (so a tree-head signature can never pass as a receipt signature) followed by the
+canonical JSON of the signed object without its ``signature`` field. ``key_id`` is the hex sha256 of the raw
+32-byte public key.
+
+The private key is a PKCS#8 PEM file at ``Settings.audit_signing_key_path``. When absent it is generated on first
+use: written to a private temporary file (mode 0600) in the same folder, fsynced, then hard-linked into place, so
+readers never see a partial file and, when two processes start at once, exactly one key wins and both use it.
+"""
+
+import base64
+import binascii
+import hashlib
+import logging
+import os
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+from app.audit.canonical import canonical_json
+from app.audit.exceptions import VerificationError
+
+log = logging.getLogger(__name__)
+
+TREE_HEAD_DOMAIN = b"unlearn-audit/tree-head/v1\n"
+RECEIPT_DOMAIN = b"unlearn-audit/receipt/v1\n"
+TREE_HEAD_FIELDS = ("tree_size", "root_hash", "timestamp", "key_id")
+
+
+def raw_public_key(public_key: Ed25519PublicKey) -> bytes:
+    return public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+
+
+def key_id_of(public_key: Ed25519PublicKey) -> str:
+    return hashlib.sha256(raw_public_key(public_key)).hexdigest()
+
+
+def public_key_pem(public_key: Ed25519PublicKey) -> str:
+    return public_key.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode(
+        "ascii"
+    )
+
+
+def load_public_key(data: bytes | str) -> Ed25519PublicKey:
+    """A public key from PEM (SubjectPublicKeyInfo) or the base64 of the raw 32 bytes."""
+    if isinstance(data, str):
+        data = data.encode("ascii")
+    text = data.strip()
+    try:
+        if text.startswith(b"-----BEGIN"):
+            key = serialization.load_pem_public_key(text)
+        else:
+            key = Ed25519PublicKey.from_public_bytes(base64.b64decode(text, validate=True))
+    except (ValueError, binascii.Error) as exc:
+        raise VerificationError(f"not an Ed25519 public key: {exc}") from exc
+    if not isinstance(key, Ed25519PublicKey):
+        raise VerificationError("public key is not Ed25519")
+    return key
+
+
+def signed_message(domain: bytes, document: Mapping[str, Any]) -> bytes:
+    return domain + canonical_json({k: v for k, v in document.items() if k != "signature"})
+
+
+def verify_signature(public_key: Ed25519PublicKey, domain: bytes, document: Mapping[str, Any]) -> None:
+    """Raise VerificationError unless ``document["signature"]`` is this key's signature over the document."""
+    if document.get("key_id") != key_id_of(public_key):
+        raise VerificationError(
+            f"signed by key {document.get('key_id')!r}, not by the given public key {key_id_of(public_key)}"
+        )
+    try:
+        signature = base64.b64decode(str(document.get("signature", "")), validate=True)
+    except binascii.Error as exc:
+        raise VerificationError("signature is not valid base64") from exc
+    try:
+        public_key.verify(signature, signed_message(domain, document))
+    except InvalidSignature as exc:
+        raise VerificationError("signature does not verify") from exc
+
+
+@dataclass(frozen=True)
+class Signer:
+    private_key: Ed25519PrivateKey
+
+    @property
+    def public_key(self) -> Ed25519PublicKey:
+        return self.private_key.public_key()
+
+    @property
+    def key_id(self) -> str:
+        return key_id_of(self.public_key)
+
+    def sign(self, domain: bytes, document: Mapping[str, Any]) -> dict[str, Any]:
+        """``document`` with ``key_id`` set and ``signature`` (base64) added."""
+        body = {k: v for k, v in document.items() if k != "signature"}
+        body["key_id"] = self.key_id
+        signature = self.private_key.sign(signed_message(domain, body))
+        return {**body, "signature": base64.b64encode(signature).decode("ascii")}
+
+    def sign_tree_head(self, tree_size: int, root_hash: bytes, timestamp_ms: int | None = None) -> dict[str, Any]:
+        """Signed tree head ``{tree_size, root_hash (hex), timestamp (ms since epoch), key_id, signature}``."""
+        timestamp = int(time.time() * 1000) if timestamp_ms is None else timestamp_ms
+        head = {"tree_size": tree_size, "root_hash": root_hash.hex(), "timestamp": timestamp}
+        return self.sign(TREE_HEAD_DOMAIN, head)
+
+    def public_key_document(self) -> dict[str, str]:
+        return {
+            "algorithm": "Ed25519",
+            "key_id": self.key_id,
+            "public_key_pem": public_key_pem(self.public_key),
+            "public_key_raw_b64": base64.b64encode(raw_public_key(self.public_key)).decode("ascii"),
+        }
+
+
+def _private_pem(key: Ed25519PrivateKey) -> bytes:
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+
+
+def _read_private_key(path: Path) -> Ed25519PrivateKey:
+    key = serialization.load_pem_private_key(path.read_bytes(), password=None)
+    if not isinstance(key, Ed25519PrivateKey):
+        raise ValueError(f"{path} does not hold an Ed25519 private key")
+    if path.stat().st_mode & 0o077:
+        log.warning("audit.signing_key_permissive path=%s mode=%o", path, path.stat().st_mode & 0o777)
+    return key
+
+
+def load_or_create_signing_key(path: Path) -> Signer:
+    """The signer for the PEM key at ``path``, generating and storing a new key when the file is absent."""
+    path = Path(path)
+    if path.exists():
+        return Signer(_read_private_key(path))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    key = Ed25519PrivateKey.generate()
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{os.urandom(6).hex()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(_private_pem(key))
+            fh.flush()
+            os.fsync(fh.fileno())
+        try:
+            os.link(tmp, path)  # atomic, never replaces: the first process to link wins
+        except FileExistsError:
+            return Signer(_read_private_key(path))
+    finally:
+        tmp.unlink(missing_ok=True)
+    try:
+        dir_fd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+    except OSError:  # pragma: no cover - folders that cannot be fsynced
+        pass
+    log.info("audit.signing_key_created path=%s key_id=%s", path, key_id_of(key.public_key()))
+    return Signer(key)
