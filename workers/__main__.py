@@ -1,0 +1,98 @@
+"""Start one worker process: `python -m workers [--device cpu|cuda:N] [--burst]`.
+
+One process per device. Jobs run inside this process (RQ's SimpleWorker: no fork, so CUDA is only ever
+initialised in the process that uses it). A background thread reconciles the queue with the database on start
+and every Settings.reconcile_interval_s, and moves retries whose backoff has elapsed onto the queue.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import threading
+
+from rq import SimpleWorker
+from rq.job import Job
+from rq.registry import ScheduledJobRegistry
+
+from app.core.config import get_settings
+from workers.queue import get_queue, get_redis
+
+log = logging.getLogger("workers")
+
+SCHEDULE_POLL_S = 1.0  # seconds between checks for retries whose backoff has elapsed
+
+
+def enqueue_due_retries() -> int:
+    """Move scheduled jobs whose time has come onto the queue (each job claimed by exactly one process)."""
+    queue = get_queue()
+    registry = ScheduledJobRegistry(queue=queue)
+    moved = 0
+    for job_id in registry.get_jobs_to_schedule():
+        if not get_redis().zrem(registry.key, job_id):
+            continue  # another worker claimed it
+        try:
+            job = Job.fetch(job_id, connection=get_redis())
+        except Exception:  # noqa: BLE001 - a job that vanished is rebuilt by the reconciler
+            continue
+        queue.enqueue_job(job)
+        moved += 1
+    return moved
+
+
+class Maintenance(threading.Thread):
+    """Reconciles every `interval` seconds and enqueues due retries every SCHEDULE_POLL_S."""
+
+    def __init__(self, interval: float) -> None:
+        super().__init__(name="maintenance", daemon=True)
+        self.interval = interval
+        self.stopped = threading.Event()
+
+    def run(self) -> None:
+        from workers.reconciler import reconcile
+
+        waited = 0.0
+        while not self.stopped.wait(SCHEDULE_POLL_S):
+            waited += SCHEDULE_POLL_S
+            try:
+                enqueue_due_retries()
+                if waited >= self.interval:
+                    waited = 0.0
+                    reconcile()
+            except Exception:  # noqa: BLE001 - keep the thread alive across database or Redis outages
+                log.exception("maintenance.failed")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m workers", description=__doc__.splitlines()[0])
+    parser.add_argument("--device", help="torch device for this worker: auto, cpu, cuda, cuda:N")
+    parser.add_argument("--burst", action="store_true", help="work until the queue is empty, then exit")
+    parser.add_argument("--name", help="worker name (default: random)")
+    args = parser.parse_args(argv)
+
+    settings = get_settings()
+    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    if args.device:
+        os.environ["UNLEARN_WORKER_DEVICE"] = args.device
+
+    from workers.reconciler import reconcile
+
+    log.info("worker.starting queue=%s device=%s", settings.queue_name, args.device or settings.device)
+    reconcile()
+    enqueue_due_retries()
+    maintenance = None
+    if not args.burst:
+        maintenance = Maintenance(settings.reconcile_interval_s)
+        maintenance.start()
+    worker = SimpleWorker([get_queue()], connection=get_redis(), name=args.name)
+    try:
+        worker.work(burst=args.burst, logging_level=settings.log_level.upper())
+    finally:
+        if maintenance is not None:
+            maintenance.stopped.set()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

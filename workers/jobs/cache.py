@@ -1,0 +1,68 @@
+"""Refresh a version's gradient cache G = sum over its live rows of grad l at its own parameters.
+
+Stored as a safetensors blob (one float64 tensor per parameter, plus the BoolTensor of rows it covers) and
+recorded on the version only while that version is still the model's latest and available; otherwise the
+blob is dropped again. Runs without the model's lock: an update that starts first uses no cache (exact).
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import update
+
+from app.core.db import session_scope
+from app.models.orm import Model, ModelVersion
+from workers.datastore import live_mask, load_dataset
+from workers.engine import UnlearnConfig, build_cache
+from workers.jobs.common import arch_spec, device, event, read_checkpoint, write_grad_cache
+from workers.jobs.updates import config_from
+from workers.publish import delete_blob_if_unused
+
+
+def _current(session, model_id: str, version: int) -> tuple[Model, ModelVersion] | None:
+    model = session.get(Model, model_id)
+    if model is None or model.latest_version != version:
+        return None
+    row = (
+        session.query(ModelVersion)
+        .filter(ModelVersion.model_id == model_id, ModelVersion.version == version)
+        .one_or_none()
+    )
+    if row is None or row.state != "available" or row.grad_cache_sha256:
+        return None
+    return model, row
+
+
+def refresh_cache(model_id: str, version: int) -> dict:
+    """RQ job: compute and record G for (model, version); a no-op when superseded or already present."""
+    with session_scope() as session:
+        found = _current(session, model_id, version)
+        if found is None:
+            return {"model_id": model_id, "version": version, "skipped": True}
+        model, row = found
+        spec = arch_spec(model.architecture)
+        cfg = config_from(UnlearnConfig, model.unlearn_defaults or {})
+        data = load_dataset(session, model.dataset_id)
+        live = live_mask(session, model_id, data.num_rows, as_of_version=version)
+        checkpoint_sha = row.checkpoint_sha256
+    state = read_checkpoint(checkpoint_sha)
+    cache = build_cache(spec, state, data.features, data.labels, live, version, device(), chunk_size=cfg.chunk_size)
+    sha, _ = write_grad_cache(cache.grad_sum, live, version=version)
+    with session_scope() as session:
+        still_latest = _current(session, model_id, version) is not None
+        updated = 0
+        if still_latest:
+            updated = session.execute(
+                update(ModelVersion)
+                .where(
+                    ModelVersion.model_id == model_id,
+                    ModelVersion.version == version,
+                    ModelVersion.state == "available",
+                    ModelVersion.grad_cache_sha256.is_(None),
+                )
+                .values(grad_cache_sha256=sha, grad_cache_rows=cache.rows)
+            ).rowcount
+    if not updated:
+        delete_blob_if_unused(sha)
+        return {"model_id": model_id, "version": version, "skipped": True}
+    event("cache.refreshed", model_id=model_id, version=version, rows=cache.rows, grad_cache_sha256=sha)
+    return {"model_id": model_id, "version": version, "rows": cache.rows}

@@ -1,0 +1,91 @@
+"""What every job shares: the device, structured log events bound to the job id, the audit adapter, blobs."""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any
+
+import torch
+from rq import get_current_job
+from safetensors.torch import load as st_load
+from safetensors.torch import save as st_save
+from sqlalchemy.orm import Session
+from torch import Tensor
+
+from app.core.config import get_settings
+from workers.datastore import get_store
+from workers.engine import ArchSpec, checkpoint_bytes, load_checkpoint, resolve_device
+
+log = logging.getLogger("workers.jobs")
+
+ACTOR = "worker"  # audit actor for everything a worker does
+ERROR_CHARS = 500  # longest error text stored on a row
+COVERED_KEY = "__covered__"  # gradient-cache blob entry holding the BoolTensor of rows G sums over
+
+
+class PermanentError(Exception):
+    """A failure that retrying cannot fix (e.g. a method the model does not support)."""
+
+
+def current_job_id() -> str | None:
+    job = get_current_job()
+    return job.id if job is not None else None
+
+
+def event(name: str, **fields: Any) -> None:
+    """Log a structured event `name k=v ...`, bound to the current job id."""
+    fields = {"job_id": current_job_id(), **fields}
+    log.info("%s %s", name, " ".join(f"{k}={v}" for k, v in fields.items()))
+
+
+def device() -> torch.device:
+    """The device of this worker process (`--device`, else UNLEARN_DEVICE), resolved on first use."""
+    return resolve_device(os.environ.get("UNLEARN_WORKER_DEVICE") or get_settings().device)
+
+
+def short_error(exc: BaseException) -> str:
+    text = f"{type(exc).__name__}: {exc}"
+    return text[:ERROR_CHARS]
+
+
+def audit(
+    session: Session,
+    *,
+    event_type: str,
+    tenant_id: str,
+    refs: dict[str, Any],
+    evidence: dict[str, Any] | None = None,
+) -> None:
+    """Append an audit entry inside the caller's transaction (skipped while the audit module is absent)."""
+    try:
+        from app.audit.service import append_entry
+    except ImportError:  # the audit log is an optional module of the service
+        return
+    append_entry(session, actor=ACTOR, event_type=event_type, tenant_id=tenant_id, refs=refs, evidence=evidence)
+
+
+def arch_spec(architecture: dict[str, Any]) -> ArchSpec:
+    return ArchSpec(name=architecture["name"], config=dict(architecture.get("config") or {}))
+
+
+def read_checkpoint(sha256: str) -> dict[str, Tensor]:
+    return load_checkpoint(get_store().path(sha256))
+
+
+def write_checkpoint(state_dict: dict[str, Tensor]) -> tuple[str, int]:
+    """Store a checkpoint blob (temp file, fsync, atomic rename); returns (sha256, size)."""
+    return get_store().put_bytes(checkpoint_bytes(state_dict))
+
+
+def write_grad_cache(grad_sum: dict[str, Tensor], covered: Tensor, *, version: int) -> tuple[str, int]:
+    tensors = {k: v.detach().cpu().contiguous() for k, v in grad_sum.items()}
+    tensors[COVERED_KEY] = covered.to(torch.bool).cpu().contiguous()
+    data = st_save(tensors, metadata={"version": str(version), "rows": str(int(covered.sum()))})
+    return get_store().put_bytes(data)
+
+
+def read_grad_cache(sha256: str) -> tuple[dict[str, Tensor], Tensor]:
+    tensors = st_load(get_store().read_bytes(sha256))
+    covered = tensors.pop(COVERED_KEY)
+    return tensors, covered

@@ -1,0 +1,295 @@
+"""Apply deletion requests to a model: lock, coalesce, unlearn, publish, purge (design.md sections 1, 3, 5).
+
+One job is enqueued per deletion request, but whichever job holds the model's lock applies everything that is
+waiting for that model, oldest first:
+
+- `iau` requests that queue up behind a running update are coalesced into one update over the union of their
+  rows (the IAU update is additive over forgotten samples);
+- `retrain` requests are applied one at a time by training from scratch on the retained rows with the model's
+  recorded recipe;
+- a request left `running` by a worker that died is taken over (the lock being free proves nobody works on it);
+- a request waiting to retry after a failed attempt (stage `retry_wait`) is applied alone, only by its own
+  retry job, so one bad request cannot fail the others twice and backoff is respected.
+
+A job whose request was taken over by the lock holder stops waiting and does nothing.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import torch
+from sqlalchemy import select
+
+from app.core.config import get_settings
+from app.core.db import session_scope, utcnow
+from app.deletions.orm import DeletionRequest
+from app.models.orm import Model, ModelVersion
+from workers.datastore import TrainingData, live_mask, load_dataset, request_rows
+from workers.jobs.common import PermanentError, audit, current_job_id, event, short_error, write_checkpoint
+from workers.jobs.updates import request_evidence, run_update
+from workers.locks import LockUnavailable, model_lock
+from workers.publish import Outcome, fail_requests, publish_version, purge_version
+
+RETRY_WAIT = "retry_wait"  # stage of a queued request waiting for its retry job
+RETRY_BACKOFF_S = (2.0, 10.0, 60.0, 300.0)  # delay before retry k (1-based); the last value repeats
+MAX_ROUNDS = 50  # updates one job applies before leaving the rest to the jobs queued behind it
+PROGRESS_EVERY_S = 0.5  # least seconds between two progress writes
+
+
+def retry_delay(attempt: int) -> float:
+    return RETRY_BACKOFF_S[min(attempt, len(RETRY_BACKOFF_S)) - 1]
+
+
+@dataclass
+class Batch:
+    request_ids: list[str]
+    method: str  # iau | retrain
+
+
+def apply_deletions(model_id: str, request_id: str | None = None) -> dict:
+    """RQ job: apply what is waiting for `model_id`. `request_id` is the request this job was enqueued for."""
+    job_id = current_job_id()
+
+    def taken_over() -> bool:
+        if request_id is None:
+            return False
+        with session_scope() as session:
+            request = session.get(DeletionRequest, request_id)
+            if request is None or request.status != "queued":
+                return True
+            return request.stage == RETRY_WAIT and request.job_id != job_id
+
+    applied: list[int] = []
+    try:
+        with model_lock(model_id, give_up=taken_over):
+            for _ in range(MAX_ROUNDS):
+                batch = _next_batch(model_id, job_id)
+                if batch is None:
+                    break
+                version = _apply_batch(model_id, batch, job_id)
+                if version is None:
+                    break  # a failed attempt: the jobs queued behind this one carry on
+                applied.append(version)
+    except LockUnavailable:
+        event("deletion.taken_over", model_id=model_id, request_id=request_id)
+    return {"model_id": model_id, "versions": applied}
+
+
+def _next_batch(model_id: str, job_id: str | None) -> Batch | None:
+    """Under the lock: the next update to apply, failing requests that ran out of attempts."""
+    max_attempts = get_settings().max_attempts
+    with session_scope() as session:
+        waiting = list(
+            session.execute(
+                select(DeletionRequest)
+                .where(DeletionRequest.model_id == model_id, DeletionRequest.status.in_(("queued", "running")))
+                .order_by(DeletionRequest.created_at, DeletionRequest.id)
+            ).scalars()
+        )
+    exhausted = {
+        r.id: f"gave up after {r.attempts} attempts; last: {r.error or 'the worker stopped during the update'}"
+        for r in waiting
+        if r.status == "running" and r.attempts >= max_attempts
+    }
+    if exhausted:
+        fail_requests(model_id=model_id, reasons=exhausted)
+    batch: list[DeletionRequest] = []
+    for r in waiting:
+        if r.id in exhausted:
+            continue
+        retry = r.status == "queued" and r.stage == RETRY_WAIT
+        if retry and r.job_id != job_id:
+            continue  # waits for its own retry job
+        alone = retry or r.method == "retrain"
+        if not batch:
+            batch.append(r)
+            if alone:
+                break
+        elif alone:
+            break
+        else:
+            batch.append(r)
+    if not batch:
+        return None
+    return Batch(request_ids=[r.id for r in batch], method=batch[0].method)
+
+
+def _apply_batch(model_id: str, batch: Batch, job_id: str | None) -> int | None:
+    """One update. Returns the published version, or None when the attempt failed."""
+    settings = get_settings()
+    attempts = _mark_running(model_id, batch, job_id)
+    try:
+        new_version, base_version = _run_and_publish(model_id, batch, job_id)
+    except Exception as exc:  # noqa: BLE001 - every failure is recorded on the requests
+        error = short_error(exc)
+        event("deletion.attempt_failed", model_id=model_id, requests=",".join(batch.request_ids), error=error)
+        give_up = {
+            rid: (error if isinstance(exc, PermanentError) else f"gave up after {n} attempts; last: {error}")
+            for rid, n in attempts.items()
+            if isinstance(exc, PermanentError) or n >= settings.max_attempts
+        }
+        if give_up:
+            fail_requests(model_id=model_id, reasons=give_up)
+        retry = [rid for rid in batch.request_ids if rid not in give_up]
+        if retry:
+            _schedule_retries(model_id, retry, attempts, error)
+        return None
+    _after_publish(model_id, base_version, new_version)
+    return new_version
+
+
+def _after_publish(model_id: str, old_version: int, new_version: int) -> None:
+    """Purge the superseded version and queue the new version's cache; the reconciler redoes either on failure."""
+    from workers.queue import enqueue_cache_refresh
+
+    try:
+        purge_version(model_id=model_id, version=old_version)
+    except Exception as exc:  # noqa: BLE001
+        event("version.purge_failed", model_id=model_id, version=old_version, error=short_error(exc))
+    try:
+        enqueue_cache_refresh(model_id, new_version)
+    except Exception as exc:  # noqa: BLE001
+        event("cache.enqueue_failed", model_id=model_id, version=new_version, error=short_error(exc))
+
+
+def _mark_running(model_id: str, batch: Batch, job_id: str | None) -> dict[str, int]:
+    now = utcnow()
+    with session_scope() as session:
+        model = session.get(Model, model_id)
+        requests = session.execute(select(DeletionRequest).where(DeletionRequest.id.in_(batch.request_ids))).scalars()
+        attempts = {}
+        for r in requests:
+            first_start = r.status == "queued" and r.started_at is None
+            r.status = "running"
+            r.stage = "loading"
+            r.progress = 0.0
+            r.attempts += 1
+            r.base_version = model.latest_version
+            r.job_id = job_id or r.job_id
+            r.started_at = r.started_at or now
+            attempts[r.id] = r.attempts
+            if first_start:
+                session.flush()
+                audit(
+                    session,
+                    event_type="deletion.started",
+                    tenant_id=model.tenant_id,
+                    refs={"request_id": r.id, "model_id": model_id, "base_version": model.latest_version},
+                    evidence={"coalesced_with": [x for x in batch.request_ids if x != r.id], "job_id": job_id},
+                )
+    return attempts
+
+
+def _schedule_retries(model_id: str, request_ids: list[str], attempts: dict[str, int], error: str) -> None:
+    from workers.queue import enqueue_deletion
+
+    max_attempts = get_settings().max_attempts
+    with session_scope() as session:
+        for r in session.execute(
+            select(DeletionRequest).where(DeletionRequest.id.in_(request_ids), DeletionRequest.status == "running")
+        ).scalars():
+            r.status = "queued"
+            r.stage = RETRY_WAIT
+            r.progress = 0.0
+            r.error = f"attempt {r.attempts} of {max_attempts} failed: {error}"[:500]
+    for rid in request_ids:
+        delay = retry_delay(attempts[rid])
+        enqueue_deletion(rid, model_id, delay_s=delay)
+        event("deletion.retry_scheduled", model_id=model_id, request_id=rid, delay_s=delay)
+
+
+class _Progress:
+    """Writes stage and progress of the running requests in short transactions, at most every PROGRESS_EVERY_S."""
+
+    def __init__(self, request_ids: list[str]) -> None:
+        self.request_ids = request_ids
+        self.last = 0.0
+
+    def stage(self, stage: str, progress: float | None = None, *, force: bool = True) -> None:
+        now = time.monotonic()
+        if not force and now - self.last < PROGRESS_EVERY_S:
+            return
+        self.last = now
+        values: dict = {"stage": stage}
+        if progress is not None:
+            values["progress"] = round(float(progress), 4)
+        with session_scope() as session:
+            for r in session.execute(
+                select(DeletionRequest).where(
+                    DeletionRequest.id.in_(self.request_ids), DeletionRequest.status == "running"
+                )
+            ).scalars():
+                for k, v in values.items():
+                    setattr(r, k, v)
+
+
+def _run_and_publish(model_id: str, batch: Batch, job_id: str | None) -> tuple[int, int]:
+    """Run the update and commit the new version; returns (new version, superseded version)."""
+    progress = _Progress(batch.request_ids)
+    with session_scope() as session:
+        model = session.get(Model, model_id)
+        if model is None or model.status != "ready" or model.latest_version is None:
+            raise PermanentError(f"model {model_id} is not ready (status {model.status if model else 'missing'})")
+        base = session.execute(
+            select(ModelVersion).where(ModelVersion.model_id == model_id, ModelVersion.version == model.latest_version)
+        ).scalar_one()
+        if base.state != "available":
+            raise RuntimeError(f"latest version {base.version} of model {model_id} is not available")
+        data: TrainingData = load_dataset(session, model.dataset_id)
+        live = live_mask(session, model_id, data.num_rows)
+        rows = request_rows(session, model_id, batch.request_ids)
+        model_info = {
+            "tenant_id": model.tenant_id,
+            "architecture": model.architecture,
+            "train_recipe": model.train_recipe,
+            "unlearn_defaults": dict(model.unlearn_defaults or {}),
+        }
+        base_info = {
+            "version": base.version,
+            "checkpoint_sha256": base.checkpoint_sha256,
+            "grad_cache_sha256": base.grad_cache_sha256,
+            "grad_cache_rows": base.grad_cache_rows,
+        }
+    empty = [rid for rid, idx in rows.items() if not idx]
+    if empty:
+        raise PermanentError(f"request(s) {', '.join(empty)} claim no pending rows of model {model_id}")
+    forget_idx = torch.tensor(sorted(i for idx in rows.values() for i in idx), dtype=torch.int64)  # (F,)
+    if not bool(live[forget_idx].all()):
+        raise PermanentError("some requested rows are already deleted from the model")
+
+    result = run_update(
+        method=batch.method,
+        model_info=model_info,
+        base_info=base_info,
+        data=data,
+        live=live,
+        forget_idx=forget_idx,
+        on_stage=progress.stage,
+    )
+    progress.stage("publishing", 0.95)
+    sha, size = write_checkpoint(result.state_dict)
+    outcomes = [
+        Outcome(request_id=rid, evidence=request_evidence(result, data, rid, rows[rid], batch.request_ids))
+        for rid in batch.request_ids
+    ]
+    new_version = publish_version(
+        model_id=model_id,
+        base_version=base_info["version"],
+        checkpoint_sha256=sha,
+        checkpoint_size=size,
+        outcomes=outcomes,
+        evidence_summary={**result.evidence, "applied_requests": list(batch.request_ids)},
+        job_id=job_id,
+    )
+    event(
+        "deletion.applied",
+        model_id=model_id,
+        version=new_version,
+        method=batch.method,
+        requests=len(batch.request_ids),
+        rows=int(forget_idx.numel()),
+        checkpoint_sha256=sha,
+    )
+    return new_version, base_info["version"]

@@ -1,0 +1,226 @@
+"""Publication and retention: the transactions that make a version visible, fail requests, and purge.
+
+publish_version is the publication point of a deletion update: one transaction records the new version, the
+requests' results, the tombstones and the audit entries, after the checkpoint blob is fully written. A crash
+before its commit leaves nothing visible; after it, the requests are `succeeded` and a retry does nothing.
+Purging a superseded version (design.md section 5) runs after that commit, and again from the reconciler for
+any version a crash left behind.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.orm import Session
+
+from app.core.db import session_scope, utcnow
+from app.datasets.orm import Dataset
+from app.deletions.orm import DeletionRequest, Tombstone
+from app.models.orm import Model, ModelVersion
+from workers.datastore import get_store
+from workers.jobs.common import audit, event
+
+
+class PublishConflict(Exception):
+    """The model or its requests changed under the update (never expected while the lock is held)."""
+
+
+@dataclass
+class Outcome:
+    request_id: str
+    evidence: dict[str, Any]
+
+
+def publish_version(
+    *,
+    model_id: str,
+    base_version: int,
+    checkpoint_sha256: str,
+    checkpoint_size: int,
+    outcomes: list[Outcome],
+    evidence_summary: dict[str, Any],
+    job_id: str | None,
+) -> int:
+    """Commit version base_version + 1 with everything it applied; returns the new version number."""
+    request_ids = [o.request_id for o in outcomes]
+    with session_scope() as session:
+        model = session.execute(select(Model).where(Model.id == model_id).with_for_update()).scalar_one()
+        if model.latest_version != base_version:
+            raise PublishConflict(f"model {model_id} is at version {model.latest_version}, not {base_version}")
+        requests = {
+            r.id: r
+            for r in session.execute(
+                select(DeletionRequest).where(DeletionRequest.id.in_(request_ids)).with_for_update()
+            ).scalars()
+        }
+        stale = [rid for rid in request_ids if rid not in requests or requests[rid].status != "running"]
+        if stale:
+            raise PublishConflict(f"requests no longer running: {', '.join(stale)}")
+        new_version = base_version + 1
+        now = utcnow()
+        session.add(
+            ModelVersion(
+                model_id=model_id,
+                version=new_version,
+                parent_version=base_version,
+                checkpoint_sha256=checkpoint_sha256,
+                checkpoint_size=checkpoint_size,
+                applied_requests=request_ids,
+                evidence_summary=evidence_summary,
+                state="available",
+                created_at=now,
+            )
+        )
+        for outcome in outcomes:
+            request = requests[outcome.request_id]
+            request.status = "succeeded"
+            request.stage = "done"
+            request.progress = 1.0
+            request.result_version = new_version
+            request.evidence = outcome.evidence
+            request.error = None
+            request.finished_at = now
+            request.job_id = job_id or request.job_id
+        session.execute(
+            update(Tombstone)
+            .where(
+                Tombstone.model_id == model_id,
+                Tombstone.request_id.in_(request_ids),
+                Tombstone.state == "pending",
+            )
+            .values(state="deleted", deleted_in_version=new_version, deleted_at=now)
+        )
+        model.latest_version = new_version
+        session.flush()
+        for outcome in outcomes:
+            request = requests[outcome.request_id]
+            audit(
+                session,
+                event_type="deletion.succeeded",
+                tenant_id=model.tenant_id,
+                refs={"request_id": request.id, "model_id": model_id, "version": new_version},
+                evidence=outcome.evidence,
+            )
+        audit(
+            session,
+            event_type="version.created",
+            tenant_id=model.tenant_id,
+            refs={
+                "model_id": model_id,
+                "version": new_version,
+                "parent_version": base_version,
+                "checkpoint_sha256": checkpoint_sha256,
+                "applied_requests": request_ids,
+            },
+            evidence=evidence_summary,
+        )
+    return new_version
+
+
+def fail_requests(*, model_id: str, reasons: dict[str, str]) -> None:
+    """Mark requests failed for good: nothing is deleted (their pending tombstones are removed)."""
+    request_ids = list(reasons)
+    with session_scope() as session:
+        model = session.get(Model, model_id)
+        now = utcnow()
+        requests = session.execute(
+            select(DeletionRequest).where(
+                DeletionRequest.id.in_(request_ids), DeletionRequest.status.in_(("queued", "running"))
+            )
+        ).scalars()
+        failed = []
+        for request in requests:
+            request.status = "failed"
+            request.stage = "failed"
+            request.error = reasons[request.id]
+            request.finished_at = now
+            failed.append(request.id)
+        if not failed:
+            return
+        session.execute(
+            delete(Tombstone).where(
+                Tombstone.model_id == model_id, Tombstone.request_id.in_(failed), Tombstone.state == "pending"
+            )
+        )
+        session.flush()
+        for request_id in failed:
+            audit(
+                session,
+                event_type="deletion.failed",
+                tenant_id=model.tenant_id,
+                refs={"request_id": request_id, "model_id": model_id},
+                evidence={"error": reasons[request_id]},
+            )
+    for request_id in failed:
+        event("deletion.failed", model_id=model_id, request_id=request_id)
+
+
+def _blob_in_use(session: Session, sha256: str) -> bool:
+    """True when an available version (of any model), a gradient cache or a data set still names the blob."""
+    versions = session.execute(
+        select(func.count())
+        .select_from(ModelVersion)
+        .where(
+            ModelVersion.state == "available",
+            (ModelVersion.checkpoint_sha256 == sha256) | (ModelVersion.grad_cache_sha256 == sha256),
+        )
+    ).scalar_one()
+    datasets = session.execute(
+        select(func.count()).select_from(Dataset).where(Dataset.blob_sha256 == sha256)
+    ).scalar_one()
+    return bool(versions or datasets)
+
+
+def delete_blob_if_unused(sha256: str | None) -> bool:
+    if not sha256:
+        return False
+    with session_scope() as session:
+        if _blob_in_use(session, sha256):
+            return False
+    get_store().delete(sha256)
+    return True
+
+
+def purge_version(*, model_id: str, version: int) -> bool:
+    """Purge a superseded version: state purged, audit entry, then its checkpoint and cache blobs go."""
+    with session_scope() as session:
+        model = session.get(Model, model_id)
+        if model is None or model.latest_version is None or version >= model.latest_version:
+            return False  # only a superseded version is purged
+        row = session.execute(
+            update(ModelVersion)
+            .where(
+                ModelVersion.model_id == model_id,
+                ModelVersion.version == version,
+                ModelVersion.state == "available",
+            )
+            .values(state="purged", purged_at=utcnow())
+            .returning(ModelVersion.checkpoint_sha256, ModelVersion.grad_cache_sha256)
+        ).first()
+        if row is None:
+            return False
+        checkpoint_sha, cache_sha = row
+        audit(
+            session,
+            event_type="version.purged",
+            tenant_id=model.tenant_id,
+            refs={"model_id": model_id, "version": version, "checkpoint_sha256": checkpoint_sha},
+            evidence={"superseded_by": model.latest_version},
+        )
+    delete_blob_if_unused(checkpoint_sha)
+    delete_blob_if_unused(cache_sha)
+    event("version.purged", model_id=model_id, version=version)
+    return True
+
+
+def superseded_versions() -> list[tuple[str, int]]:
+    """(model_id, version) of every available version older than its model's latest (left by a crash)."""
+    with session_scope() as session:
+        rows = session.execute(
+            select(ModelVersion.model_id, ModelVersion.version)
+            .join(Model, Model.id == ModelVersion.model_id)
+            .where(ModelVersion.state == "available", ModelVersion.version < Model.latest_version)
+        ).all()
+    return [(m, v) for m, v in rows]

@@ -1,0 +1,145 @@
+"""The RQ queue: connections, job ids and the enqueue functions the API and the workers call.
+
+Redis is only a work queue; the database is the source of truth. Every job is idempotent (it re-reads the
+database under the model's lock and does nothing when the work is already done), so a duplicate job costs one
+short no-op, and the reconciler may re-enqueue freely.
+
+Job ids:
+    train-{model_id}                 one live training job per model (a second enqueue is a no-op)
+    cache-{model_id}-v{version}      one live gradient-cache refresh per version
+    del-{request_id}-{random}        one job per enqueue of a deletion request; its id is recorded on the row
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from datetime import timedelta
+from functools import lru_cache
+
+from redis import Redis
+from rq import Queue
+from rq.exceptions import NoSuchJobError
+from rq.job import Job, JobStatus
+from sqlalchemy import update
+
+from app.core.config import get_settings
+
+log = logging.getLogger("workers.queue")
+
+# RQ statuses of a job that will still run (or is running) on some worker.
+PENDING_STATUSES = {JobStatus.QUEUED, JobStatus.SCHEDULED, JobStatus.DEFERRED}
+LIVE_STATUSES = PENDING_STATUSES | {JobStatus.STARTED}
+RESULT_TTL_S = 3600  # seconds a finished job's record stays in Redis
+FAILURE_TTL_S = 7 * 24 * 3600  # seconds a failed job's record stays in Redis
+
+
+@lru_cache
+def get_redis() -> Redis:
+    return Redis.from_url(get_settings().redis_url)
+
+
+def get_queue() -> Queue:
+    return Queue(get_settings().queue_name, connection=get_redis())
+
+
+def fetch_job(job_id: str | None) -> Job | None:
+    if not job_id:
+        return None
+    try:
+        return Job.fetch(job_id, connection=get_redis())
+    except NoSuchJobError:
+        return None
+
+
+def job_status(job_id: str | None) -> JobStatus | None:
+    job = fetch_job(job_id)
+    if job is None:
+        return None
+    try:
+        return job.get_status(refresh=True)
+    except NoSuchJobError:
+        return None
+
+
+def _enqueue(func: str, args: tuple, job_id: str, *, description: str, delay_s: float = 0) -> Job:
+    settings = get_settings()
+    queue = get_queue()
+    options = dict(
+        args=args,
+        job_id=job_id,
+        description=description,
+        job_timeout=settings.job_timeout_s,
+        result_ttl=RESULT_TTL_S,
+        failure_ttl=FAILURE_TTL_S,
+    )
+    if delay_s > 0:
+        return queue.enqueue_in(timedelta(seconds=delay_s), func, **options)
+    return queue.enqueue(func, **options)
+
+
+def _enqueue_once(func: str, args: tuple, job_id: str, *, description: str, force: bool) -> Job:
+    """Enqueue under a fixed id unless a job with that id will still run; `force` replaces a started one."""
+    old = fetch_job(job_id)
+    if old is not None:
+        status = job_status(job_id)
+        if status in PENDING_STATUSES or (status == JobStatus.STARTED and not force):
+            return old
+        old.delete(remove_from_queue=True)
+    return _enqueue(func, args, job_id, description=description)
+
+
+def enqueue_training(model_id: str, *, force: bool = False) -> str:
+    """Queue the training of a model's version 1 (call after the model row is committed)."""
+    job = _enqueue_once(
+        "workers.jobs.train.train_model",
+        (model_id,),
+        f"train-{model_id}",
+        description=f"train model {model_id}",
+        force=force,
+    )
+    log.info("job.enqueued kind=train model_id=%s job_id=%s", model_id, job.id)
+    return job.id
+
+
+def enqueue_deletion(request_id: str, model_id: str | None = None, *, delay_s: float = 0) -> str:
+    """Queue the application of a deletion request (call after the request row is committed).
+
+    The new job id is written on the request row in its own short transaction, only while the request is
+    still `queued` (a worker that already took it over records its own job id).
+    """
+    from app.core.db import session_scope
+    from app.deletions.orm import DeletionRequest
+
+    if model_id is None:
+        with session_scope() as session:
+            model_id = session.get(DeletionRequest, request_id).model_id
+    job_id = f"del-{request_id}-{uuid.uuid4().hex[:8]}"
+    with session_scope() as session:
+        session.execute(
+            update(DeletionRequest)
+            .where(DeletionRequest.id == request_id, DeletionRequest.status == "queued")
+            .values(job_id=job_id)
+        )
+    _enqueue(
+        "workers.jobs.deletions.apply_deletions",
+        (model_id, request_id),
+        job_id,
+        description=f"apply deletions to model {model_id} (request {request_id})",
+        delay_s=delay_s,
+    )
+    log.info("job.enqueued kind=deletion model_id=%s request_id=%s job_id=%s", model_id, request_id, job_id)
+    return job_id
+
+
+def enqueue_cache_refresh(model_id: str, version: int) -> str:
+    """Queue the computation of version `version`'s gradient cache G."""
+    job = _enqueue_once(
+        "workers.jobs.cache.refresh_cache",
+        (model_id, version),
+        f"cache-{model_id}-v{version}",
+        description=f"refresh gradient cache of model {model_id} version {version}",
+        force=False,
+    )
+    log.info("job.enqueued kind=cache model_id=%s version=%s job_id=%s", model_id, version, job.id)
+    return job.id

@@ -1,0 +1,118 @@
+"""Rebuild the work queue from the database, the source of truth (design.md section 1).
+
+Runs when a worker starts and then every Settings.reconcile_interval_s. It re-enqueues
+
+- every deletion request `queued` in the database whose recorded job will not run (missing from Redis after a
+  flush or restart, failed, finished, or `started` while nobody holds the model's lock);
+- every request `running` while nobody holds its model's lock (the worker that ran it died);
+- every model in `training` with no live training job;
+- the gradient-cache refresh of each latest version that has none and no job for it;
+
+and purges any superseded version a crash left available. Every job is idempotent, so a needless re-enqueue
+costs a short no-op, never a second deletion.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from rq.job import JobStatus
+from sqlalchemy import select
+
+from app.core.db import session_scope, utcnow
+from app.deletions.orm import DeletionRequest
+from app.models.orm import Model, ModelVersion
+from workers.locks import is_locked
+from workers.publish import purge_version, superseded_versions
+from workers.queue import (
+    PENDING_STATUSES,
+    enqueue_cache_refresh,
+    enqueue_deletion,
+    enqueue_training,
+    fetch_job,
+    job_status,
+)
+
+log = logging.getLogger("workers.reconciler")
+
+GRACE_S = 2.0  # a request younger than this may still be between its commit and its enqueue
+
+
+@dataclass
+class Report:
+    deletions: list[str] = field(default_factory=list)  # request ids re-enqueued
+    trainings: list[str] = field(default_factory=list)  # model ids re-enqueued
+    caches: list[tuple[str, int]] = field(default_factory=list)  # (model id, version) enqueued
+    purged: list[tuple[str, int]] = field(default_factory=list)  # (model id, version) purged
+
+
+def _job_will_run(job_id: str | None, model_id: str) -> bool:
+    status = job_status(job_id)
+    if status in PENDING_STATUSES:
+        return True
+    return status == JobStatus.STARTED and is_locked(model_id)
+
+
+def reconcile() -> Report:
+    report = Report()
+    cutoff = utcnow() - timedelta(seconds=GRACE_S)
+    with session_scope() as session:
+        requests = session.execute(
+            select(DeletionRequest.id, DeletionRequest.model_id, DeletionRequest.status, DeletionRequest.job_id)
+            .where(DeletionRequest.status.in_(("queued", "running")), DeletionRequest.created_at <= cutoff)
+            .order_by(DeletionRequest.created_at)
+        ).all()
+        training = list(session.execute(select(Model.id).where(Model.status == "training")).scalars())
+        uncached = session.execute(
+            select(ModelVersion.model_id, ModelVersion.version)
+            .join(Model, Model.id == ModelVersion.model_id)
+            .where(
+                Model.latest_version == ModelVersion.version,
+                ModelVersion.state == "available",
+                ModelVersion.grad_cache_sha256.is_(None),
+            )
+        ).all()
+
+    locked: dict[str, bool] = {}
+
+    def model_busy(model_id: str) -> bool:
+        if model_id not in locked:
+            locked[model_id] = is_locked(model_id)
+        return locked[model_id]
+
+    for request_id, model_id, status, job_id in requests:
+        if status == "running":
+            if model_busy(model_id):
+                continue  # a live worker holds the model: it owns every running request of it
+        elif _job_will_run(job_id, model_id):
+            continue
+        enqueue_deletion(request_id, model_id)
+        report.deletions.append(request_id)
+
+    for model_id in training:
+        if _job_will_run(f"train-{model_id}", model_id) or model_busy(model_id):
+            continue
+        enqueue_training(model_id, force=True)
+        report.trainings.append(model_id)
+
+    for model_id, version in uncached:
+        if fetch_job(f"cache-{model_id}-v{version}") is not None:
+            continue  # queued, running, or already tried (a failed refresh is not retried in a loop)
+        enqueue_cache_refresh(model_id, version)
+        report.caches.append((model_id, version))
+
+    for model_id, version in superseded_versions():
+        if not model_busy(model_id) and purge_version(model_id=model_id, version=version):
+            report.purged.append((model_id, version))
+
+    if report.deletions or report.trainings or report.purged:
+        log.info(
+            "reconcile.done deletions=%d trainings=%d caches=%d purged=%d",
+            len(report.deletions),
+            len(report.trainings),
+            len(report.caches),
+            len(report.purged),
+        )
+    return report
