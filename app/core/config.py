@@ -26,6 +26,8 @@ class Settings(BaseSettings):
     max_dataset_bytes: int = Field(default=512 * 1024 * 1024, alias="UNLEARN_MAX_DATASET_BYTES")
     # Largest checkpoint upload, bytes (413 past it).
     max_checkpoint_bytes: int = Field(default=512 * 1024 * 1024, alias="UNLEARN_MAX_CHECKPOINT_BYTES")
+    # Largest `ids` form field of a data set upload (one id per line), bytes.
+    max_ids_bytes: int = Field(default=64 * 1024 * 1024, alias="UNLEARN_MAX_IDS_BYTES")
     # Largest JSON request body, bytes (413 past it).
     max_json_bytes: int = Field(default=4 * 1024 * 1024, alias="UNLEARN_MAX_JSON_BYTES")
     # Most sample ids in one deletion request.

@@ -1,5 +1,93 @@
-"""datasets endpoints."""
+"""Data set endpoints: register (multipart upload) and read metadata."""
 
-from fastapi import APIRouter
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Request
+from starlette.concurrency import run_in_threadpool
+
+from app.core.deps import DB, Operator, Reader, SettingsDep, Store
+from app.core.uploads import form_file, form_text, read_form, spool_upload
+from app.datasets import service
+from app.datasets.schemas import DatasetOut
+from app.keys.idempotency import Created, fingerprint, run_create
 
 router = APIRouter(prefix="/v1", tags=["datasets"])
+
+UPLOAD_SCHEMA = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["name", "file"],
+                    "properties": {
+                        "name": {"type": "string", "maxLength": 200},
+                        "file": {
+                            "type": "string",
+                            "format": "binary",
+                            "description": "safetensors: features (float [N, ...]), labels (int64 [N], >= 0), "
+                            "optional holdout_features and holdout_labels (both or neither)",
+                        },
+                        "ids": {
+                            "type": "string",
+                            "description": "one sample id per line, N unique non-empty lines; default 0..N-1",
+                        },
+                    },
+                }
+            }
+        },
+    }
+}
+
+
+@router.post("/datasets", status_code=201, response_model=DatasetOut, openapi_extra=UPLOAD_SCHEMA)
+async def register_dataset(
+    request: Request,
+    db: DB,
+    principal: Operator,
+    settings: SettingsDep,
+    store: Store,
+    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
+):
+    """Register a data set (multipart: name, file, optional ids)."""
+    form = await read_form(request, max_part_size=settings.max_ids_bytes)
+    try:
+        name = form_text(form, "name")
+        ids_text = form_text(form, "ids", required=False, limit=settings.max_ids_bytes)
+        file = form_file(form, "file")
+
+        def run():
+            upload = spool_upload(file, store=store, limit=settings.max_dataset_bytes)
+            try:
+                fp = fingerprint({"name": name, "file": upload.sha256, "ids": fingerprint(ids_text)})
+
+                def work() -> Created:
+                    dataset = service.register_dataset(
+                        db, principal=principal, name=name, upload=upload, ids_text=ids_text, store=store
+                    )
+                    body = service.dataset_out(db, dataset=dataset).model_dump(mode="json")
+                    return Created(201, body, {"Location": f"/v1/datasets/{dataset.id}"})
+
+                return run_create(
+                    db,
+                    tenant_id=principal.tenant_id,
+                    idempotency_key=idempotency_key,
+                    scope=f"POST {request.url.path}",
+                    fp=fp,
+                    settings=settings,
+                    work=work,
+                )
+            finally:
+                upload.discard()  # no-op once the upload became a blob
+
+        return await run_in_threadpool(run)
+    finally:
+        await form.close()
+
+
+@router.get("/datasets/{dataset_id}", response_model=DatasetOut)
+def get_dataset(dataset_id: str, db: DB, principal: Reader) -> DatasetOut:
+    """Data set metadata: counts, shapes, classes, sha256, deleted rows."""
+    dataset = service.get_dataset(db, principal=principal, dataset_id=dataset_id)
+    return service.dataset_out(db, dataset=dataset)

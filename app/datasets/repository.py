@@ -1,0 +1,60 @@
+"""SQL for data sets and their rows."""
+
+from collections.abc import Iterable, Sequence
+
+from sqlalchemy import distinct, func, insert, select
+from sqlalchemy.orm import Session
+
+from app.datasets.orm import Dataset, DatasetRow
+from app.deletions.orm import Tombstone
+from app.models.orm import Model
+
+INSERT_CHUNK = 5000  # rows per multi-row INSERT
+LOOKUP_CHUNK = 900  # ids per IN (...) lookup (below SQLite's bound-parameter limit)
+
+
+def get_dataset(session: Session, *, dataset_id: str, tenant_id: str) -> Dataset | None:
+    return session.scalar(select(Dataset).where(Dataset.id == dataset_id, Dataset.tenant_id == tenant_id))
+
+
+def add_dataset(session: Session, *, dataset: Dataset, sample_ids: list[str]) -> Dataset:
+    session.add(dataset)
+    session.flush()
+    for start in range(0, len(sample_ids), INSERT_CHUNK):
+        rows = [
+            {"dataset_id": dataset.id, "row_index": start + i, "sample_id": sid}
+            for i, sid in enumerate(sample_ids[start : start + INSERT_CHUNK])
+        ]
+        session.execute(insert(DatasetRow), rows)
+    return dataset
+
+
+def deleted_row_count(session: Session, *, dataset_id: str) -> int:
+    """Distinct rows of the data set deleted (published) from at least one of its models."""
+    stmt = (
+        select(func.count(distinct(Tombstone.row_index)))
+        .join(Model, Model.id == Tombstone.model_id)
+        .where(Model.dataset_id == dataset_id, Tombstone.state == "deleted")
+    )
+    return int(session.scalar(stmt) or 0)
+
+
+def rows_for_sample_ids(session: Session, *, dataset_id: str, sample_ids: Iterable[str]) -> dict[str, int]:
+    """sample id -> row index for the ids that exist in the data set."""
+    ids = list(sample_ids)
+    found: dict[str, int] = {}
+    for start in range(0, len(ids), LOOKUP_CHUNK):
+        chunk = ids[start : start + LOOKUP_CHUNK]
+        stmt = select(DatasetRow.sample_id, DatasetRow.row_index).where(
+            DatasetRow.dataset_id == dataset_id, DatasetRow.sample_id.in_(chunk)
+        )
+        found.update({sid: idx for sid, idx in session.execute(stmt)})
+    return found
+
+
+def count_rows(session: Session, *, dataset_id: str) -> int:
+    return int(session.scalar(select(func.count()).where(DatasetRow.dataset_id == dataset_id)) or 0)
+
+
+def list_datasets(session: Session, *, tenant_id: str) -> Sequence[Dataset]:
+    return session.scalars(select(Dataset).where(Dataset.tenant_id == tenant_id).order_by(Dataset.created_at)).all()

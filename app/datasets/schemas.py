@@ -1,0 +1,23 @@
+"""Response bodies for data sets."""
+
+from datetime import datetime
+
+from pydantic import BaseModel
+
+
+class DatasetOut(BaseModel):
+    id: str
+    name: str
+    # Training rows N and holdout rows.
+    num_rows: int
+    num_holdout: int
+    # Shape of one row, e.g. [64] or [3, 32, 32].
+    feature_shape: list[int]
+    # Number of classes (largest label + 1).
+    num_classes: int
+    # sha256 and size of the stored safetensors file.
+    sha256: str
+    size_bytes: int
+    # Distinct rows deleted from at least one model trained on this data set.
+    deleted_count: int
+    created_at: datetime
