@@ -2,7 +2,8 @@
 
 import pytest
 import yaml
-from deployfiles import ROOT, Dockerfile, parse_dockerfile
+
+from tests.deploy.deployfiles import ROOT, Dockerfile, parse_dockerfile
 
 
 @pytest.fixture(scope="session")

@@ -12,9 +12,9 @@ import subprocess
 from importlib import resources
 
 import pytest
-from deployfiles import ROOT
 
 from app.core.config import Settings
+from tests.deploy.deployfiles import ROOT
 
 jsonschema = pytest.importorskip("jsonschema", reason="dev dependency check-jsonschema (brings jsonschema)")
 pytest.importorskip("check_jsonschema", reason="dev dependency check-jsonschema (ships the compose-spec schema)")

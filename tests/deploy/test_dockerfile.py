@@ -9,9 +9,10 @@ import sys
 import tomllib
 
 import pytest
-from deployfiles import ROOT, dockerignore_rules, exec_form, is_ignored
 from packaging.specifiers import SpecifierSet
 from packaging.version import Version
+
+from tests.deploy.deployfiles import ROOT, dockerignore_rules, exec_form, is_ignored
 
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
 TARGETS = ["api", "migrate", "worker", "worker-cpu"]
