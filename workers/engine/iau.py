@@ -1,0 +1,317 @@
+"""Influence Approximation Unlearning (IAU, Liu et al., 2024) as the workers apply it (design.md section 3).
+
+Notation: theta = current parameters, D = live rows, D_f = rows to forget now (one request or the union of
+several coalesced requests), D_r = D minus D_f, l = per-sample cross-entropy, every gradient in eval mode.
+
+    reference  g = grad mean_{D_r} l - grad mean_{D_f} l
+               one step of a freshly created torch.optim.Adam(lr) on g, the authors' published update. After
+               Adam's bias correction every coordinate moves by about lr * g / (|g| + eps): a sign step whose size
+               does not depend on how much is forgotten. retain_weight is not applied (lr is the only knob).
+
+    gradient   g_t = retain_weight * grad mean_{D_r} l(theta_t) - (|D_f| / |D|) * grad mean_{D_f} l(theta_t)
+                   = retain_weight * grad mean_{D_r} l(theta_t) - (1 / |D|) * grad sum_{D_f} l(theta_t)
+               theta_{t+1} = theta_t - eta * g_t
+               The forget (ascent) term is the forgotten rows' share of the full-data loss, so deleting 2,000 rows
+               steps further than deleting 1, and at a trained optimum grad mean_{D_r} l = -(|D_f|/|D_r|) *
+               grad mean_{D_f} l also grows with the share. Up to max_steps steps; after each, the membership
+               AUC of forget vs holdout rows (loss-threshold attack) is measured and the loop stops once it is
+               within auc_tolerance of target_auc or below it (ascending further cannot bring it back; without
+               a holdout set the loop runs max_steps). The forget gradient is recomputed at every step.
+               Utility guard: after each step the accuracy on the fixed retained sample and on the holdout
+               is measured; a step that lowers either by more than max_accuracy_drop (a fraction) is undone
+               and the loop stops (so the reported holdout accuracy is also a stopping signal).
+
+Where sum_{D_r} grad l comes from:
+    exact   streamed over D_r in chunks (workers.engine.gradients); recomputed at theta_t on every step.
+    cached  G - sum_{D_f} grad l(theta_0) - sum_{X} grad l(theta_0), with G = GradCache.grad_sum taken at the
+            cache's version over its covered rows and X = covered rows deleted since (neither retained nor being
+            forgotten now). It is computed once at theta_0 and held fixed for later steps. With a fresh cache
+            (built at theta_0 over D) it equals the exact sum up to rounding; a stale cache (built at an older
+            version) mixes gradients from two parameter vectors, and the evidence records the staleness.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from typing import Literal
+
+import torch
+from torch import Tensor
+
+from workers.engine.checkpoint import sha256_state_dict
+from workers.engine.device import synchronize
+from workers.engine.evidence import (
+    forget_commitment,
+    membership_auc,
+    param_distance,
+    per_sample_losses,
+    retained_sample_index,
+    snapshot,
+)
+from workers.engine.gradients import model_gradient_sum, named_params
+from workers.engine.zoo import ArchSpec, load_model
+
+
+@dataclass
+class UnlearnConfig:
+    update: Literal["reference", "gradient"] = "gradient"  # which IAU update (module docstring)
+    lr: float = 1e-3  # reference: Adam learning rate of the single step
+    eta: float = 5.0  # gradient: step size on g_t
+    retain_weight: float = 0.4  # gradient: weight of the retained (correction) term
+    max_steps: int = 100  # gradient: step budget
+    target_auc: float = 0.5  # gradient: membership AUC to stop at (0.5 = indistinguishable)
+    auc_tolerance: float = 0.01  # gradient: stop once AUC <= target_auc + this
+    max_accuracy_drop: float = 0.015  # gradient: undo a step and stop if accuracy falls more than this
+    correction: Literal["exact", "cached"] = "exact"  # where sum_{D_r} grad l comes from
+    chunk_size: int = 1024  # rows per chunk when streaming gradients
+    retained_sample: int = 512  # rows in the fixed retained sample measured before and after
+    evidence_seed: int = 0  # seeds the choice of the retained sample
+
+
+@dataclass
+class GradCache:
+    grad_sum: dict[str, Tensor]  # G = sum over covered rows of grad l at the cache version's theta
+    rows: int  # number of rows G sums over
+    version: int  # model version whose parameters G was computed at
+    covered: Tensor | None = None  # BoolTensor (N,): rows G covers; None = exactly D_r and D_f of the request
+
+
+@dataclass
+class UnlearnResult:
+    state_dict: dict[str, Tensor]  # new parameters, on the CPU
+    evidence: dict  # JSON-serialisable measurements (evidence.py)
+    steps: int  # update steps applied
+
+
+def build_cache(
+    spec: ArchSpec,
+    state_dict: dict[str, Tensor],
+    features: Tensor,
+    labels: Tensor,
+    live_mask: Tensor,
+    version: int,
+    device: torch.device,
+    chunk_size: int = 1024,
+) -> GradCache:
+    """G for a version: the gradient sum over its live rows at its own parameters."""
+    from workers.engine.gradients import gradient_sum
+
+    live_idx = live_mask.nonzero().flatten()  # (|D|,)
+    grad = gradient_sum(spec, state_dict, features, labels, device, chunk_size=chunk_size, index=live_idx)
+    return GradCache(grad_sum=grad, rows=int(live_idx.numel()), version=version, covered=live_mask.clone())
+
+
+def _check_rows(retain_mask: Tensor, forget_idx: Tensor, n: int) -> tuple[Tensor, Tensor]:
+    if retain_mask.dtype != torch.bool or retain_mask.shape != (n,):
+        raise ValueError(f"retain_mask must be a bool tensor of shape ({n},)")
+    forget_idx = forget_idx.to(torch.int64).flatten().cpu()
+    if forget_idx.numel() == 0:
+        raise ValueError("nothing to forget: forget_idx is empty")
+    if forget_idx.min() < 0 or forget_idx.max() >= n:
+        raise ValueError(f"forget_idx out of range for {n} rows")
+    forget_idx = forget_idx.sort().values  # coalesced requests: order does not matter
+    if (forget_idx[1:] == forget_idx[:-1]).any():
+        raise ValueError("forget_idx contains duplicate rows")
+    if retain_mask[forget_idx].any():
+        raise ValueError("rows in forget_idx are also marked as retained")
+    retain_idx = retain_mask.nonzero().flatten()  # (|D_r|,)
+    if retain_idx.numel() == 0:
+        raise ValueError("forgetting every live row leaves nothing to retain; use the retrain method")
+    return retain_idx, forget_idx
+
+
+def _cached_retained_sum(
+    cache: GradCache, sum_f: dict[str, Tensor], model, spec, features, labels, retain_mask, forget_idx, cfg
+) -> tuple[dict[str, Tensor], int]:
+    """sum_{D_r} grad l from the cache; returns it and the number of other rows subtracted."""
+    n_live = int(retain_mask.sum()) + forget_idx.numel()
+    if cache.covered is None:
+        if cache.rows != n_live:
+            raise ValueError(
+                f"gradient cache covers {cache.rows} rows but the request has {n_live} live rows; "
+                "pass GradCache.covered to use a cache built over a different set of rows"
+            )
+        extra_idx = torch.zeros(0, dtype=torch.int64)
+    else:
+        covered = cache.covered.to(torch.bool).cpu()
+        if (retain_mask & ~covered).any() or not covered[forget_idx].all():
+            raise ValueError("gradient cache does not cover every retained and forgotten row")
+        stale = covered.clone()
+        stale[retain_mask] = False
+        stale[forget_idx] = False
+        extra_idx = stale.nonzero().flatten()  # rows deleted after the cache was built
+    device = next(model.parameters()).device
+    out = {k: cache.grad_sum[k].to(device=device, dtype=v.dtype) - v for k, v in sum_f.items()}
+    if extra_idx.numel():
+        extra = model_gradient_sum(model, spec, features, labels, extra_idx, cfg.chunk_size)
+        out = {k: v - extra[k] for k, v in out.items()}
+    return out, int(extra_idx.numel())
+
+
+def _utility_lost(model, spec, retained, holdout, before: dict, max_drop: float) -> bool:
+    """True if accuracy on the retained sample or on the holdout fell more than max_drop below its start."""
+    checks = [(retained, before["retained_sample"]["accuracy"])]
+    if holdout is not None and before["holdout"] is not None:
+        checks.append((holdout, before["holdout"]["accuracy"]))
+    for rows, start in checks:
+        _, ok = per_sample_losses(model, spec, *rows)
+        if ok.numel() and start - float(ok.double().mean()) > max_drop:
+            return True
+    return False
+
+
+@torch.no_grad()
+def _apply_reference(params: dict, direction: dict[str, Tensor], lr: float) -> None:
+    for k, p in params.items():
+        p.grad = direction[k].to(p.dtype)
+    torch.optim.Adam(list(params.values()), lr=lr).step()  # fresh optimiser: first-step Adam
+    for p in params.values():
+        p.grad = None
+
+
+def unlearn(
+    spec: ArchSpec,
+    state_dict: dict[str, Tensor],
+    features: Tensor,
+    labels: Tensor,
+    retain_mask: Tensor,
+    forget_idx: Tensor,
+    cfg: UnlearnConfig,
+    device: torch.device,
+    holdout: tuple[Tensor, Tensor] | None = None,
+    cache: GradCache | None = None,
+    current_version: int | None = None,
+    sample_ids: list[str] | None = None,
+    on_progress: Callable[[float], None] | None = None,
+) -> UnlearnResult:
+    """Remove the influence of rows `forget_idx` from `state_dict`; rows in `retain_mask` stay (D_r)."""
+    clock = _Clock(device)
+    n = labels.shape[0]
+    retain_idx, forget_idx = _check_rows(retain_mask, forget_idx, n)
+    if cfg.correction == "cached" and cache is None:
+        raise ValueError("correction 'cached' needs a GradCache")
+    if cfg.update not in ("reference", "gradient") or cfg.correction not in ("exact", "cached"):
+        raise ValueError(f"unknown update {cfg.update!r} or correction {cfg.correction!r}")
+    if sample_ids is not None and len(sample_ids) != n:
+        raise ValueError(f"sample_ids has {len(sample_ids)} entries for {n} rows")
+    n_r, n_f = retain_idx.numel(), forget_idx.numel()
+    n_live = n_r + n_f
+    progress = on_progress or (lambda _fraction: None)
+
+    model = load_model(spec, state_dict, device)  # eval mode throughout
+    params = named_params(model)
+    forget = (features[forget_idx], labels[forget_idx])
+    sample_idx = retained_sample_index(retain_idx, cfg.retained_sample, cfg.evidence_seed)
+    retained = (features[sample_idx], labels[sample_idx])
+    before = snapshot(model, spec, forget, retained, holdout)
+    clock.lap("evidence_before")
+    progress(0.1)
+
+    sum_f = model_gradient_sum(model, spec, features, labels, forget_idx, cfg.chunk_size)
+    extra_rows = 0
+    if cfg.correction == "exact":
+        sum_r = model_gradient_sum(model, spec, features, labels, retain_idx, cfg.chunk_size)
+    else:
+        sum_r, extra_rows = _cached_retained_sum(
+            cache, sum_f, model, spec, features, labels, retain_mask, forget_idx, cfg
+        )
+    clock.lap("retained_gradient")
+    progress(0.3)
+
+    budget = 1 if cfg.update == "reference" else max(1, cfg.max_steps)
+    auc_trace: list[float] = []
+    stop_reason = "single_step" if cfg.update == "reference" else "step_budget"
+    steps = 0
+    for step in range(budget):
+        if step > 0:
+            sum_f = model_gradient_sum(model, spec, features, labels, forget_idx, cfg.chunk_size)
+            if cfg.correction == "exact":
+                sum_r = model_gradient_sum(model, spec, features, labels, retain_idx, cfg.chunk_size)
+        if cfg.update == "reference":
+            direction = {k: sum_r[k] / n_r - sum_f[k] / n_f for k in params}  # mean_r - mean_f
+            _apply_reference(params, direction, cfg.lr)
+            steps += 1
+            break
+        with torch.no_grad():
+            saved = {k: p.detach().clone() for k, p in params.items()}
+            for k, p in params.items():
+                g = cfg.retain_weight * sum_r[k] / n_r - sum_f[k] / n_live  # share * mean_f = sum_f / |D|
+                p.sub_((cfg.eta * g).to(p.dtype))
+        if _utility_lost(model, spec, retained, holdout, before, cfg.max_accuracy_drop):
+            with torch.no_grad():
+                for k, p in params.items():
+                    p.copy_(saved[k])  # undo the step that cost too much utility
+            stop_reason = "utility_guard"
+            break
+        steps += 1
+        progress(0.3 + 0.6 * steps / budget)
+        if holdout is not None and holdout[1].shape[0] > 0:
+            auc = membership_auc(
+                per_sample_losses(model, spec, *forget)[0], per_sample_losses(model, spec, *holdout)[0]
+            )
+            auc_trace.append(auc)
+            if auc - cfg.target_auc <= cfg.auc_tolerance:
+                stop_reason = "auc_target"
+                break
+    clock.lap("update")
+
+    after = snapshot(model, spec, forget, retained, holdout)
+    new_state = {k: v.detach().to("cpu").clone() for k, v in model.state_dict().items()}
+    clock.lap("evidence_after")
+    if sample_ids is None:
+        forget_ids = [str(int(i)) for i in forget_idx]
+    else:
+        forget_ids = [sample_ids[int(i)] for i in forget_idx]
+    evidence = {
+        "method": "iau",
+        "update": cfg.update,
+        "hyperparameters": asdict(cfg),
+        "device": str(device),
+        "rows": {"live": n_live, "forget": n_f, "retained": n_r, "retained_sample": int(sample_idx.numel())},
+        "before": before,
+        "after": after,
+        "param_distance": param_distance(state_dict, new_state),
+        "checkpoint_sha256": {"before": sha256_state_dict(state_dict), "after": sha256_state_dict(new_state)},
+        "correction": {
+            "mode": cfg.correction,
+            "retained_gradient": (
+                "recomputed over the retained rows at every step"
+                if cfg.correction == "exact"
+                else "cache minus forgotten rows at the starting parameters, held fixed across steps"
+            ),
+            "cache_version": cache.version if cfg.correction == "cached" else None,
+            "current_version": current_version,
+            "staleness": (
+                current_version - cache.version if cfg.correction == "cached" and current_version is not None else None
+            ),
+            "rows_deleted_since_cache": extra_rows,
+        },
+        "steps": steps,
+        "stop_reason": stop_reason,
+        "auc_trace": auc_trace,
+        "forget_commitment": forget_commitment(forget_ids, *forget),
+        "sample_ids": "caller" if sample_ids is not None else "row_index",
+        "note": "approximate unlearning: measured figures, not a certificate of exact deletion",
+    }
+    clock.lap("hashing")
+    evidence["timings_s"] = clock.laps
+    progress(1.0)
+    return UnlearnResult(state_dict=new_state, evidence=evidence, steps=steps)
+
+
+class _Clock:
+    """Wall-clock seconds per phase (synchronising CUDA before each reading)."""
+
+    def __init__(self, device: torch.device):
+        self.device = device
+        self.start = self.last = time.perf_counter()
+        self.laps: dict[str, float] = {}
+
+    def lap(self, name: str) -> None:
+        synchronize(self.device)
+        now = time.perf_counter()
+        self.laps[name] = round(now - self.last, 6)
+        self.laps["total"] = round(now - self.start, 6)
+        self.last = now
