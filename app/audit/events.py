@@ -27,6 +27,7 @@ class EventType(enum.StrEnum):
     VERSION_PURGED = "version.purged"
     APIKEY_CREATED = "apikey.created"
     APIKEY_REVOKED = "apikey.revoked"
+    TENANT_CREATED = "tenant.created"
 
 
 # Keys refused whatever their value: secrets.

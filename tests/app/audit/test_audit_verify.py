@@ -5,7 +5,6 @@ import json
 from datetime import UTC, datetime
 
 import pytest
-from audit_helpers import flip_b64, flip_hex, make_log, rechain, tree_of
 
 from app.audit.canonical import commit_sample_ids, compute_entry_hash
 from app.audit.receipt import build_receipt
@@ -20,6 +19,7 @@ from app.audit.verify import (
     verify_receipt,
     verify_tree_head,
 )
+from tests.app.audit.audit_helpers import flip_b64, flip_hex, make_log, rechain, tree_of
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,35 @@
+"""The audit log table: one row per entry, never updated or deleted (triggers refuse it, see ddl.py)."""
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, BigInteger, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.core.db import Base, UTCDateTime
+
+
+class AuditEntry(Base):
+    __tablename__ = "audit_entries"
+
+    # 1, 2, 3, ... without gaps; assigned under the append lock (service.append_entry).
+    seq: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # Tenant the entry belongs to (None: platform-wide events).
+    tenant_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    # API key id (never the key) or a worker name such as "worker".
+    actor: Mapped[str] = mapped_column(String(255))
+    event_type: Mapped[str] = mapped_column(String(64))
+    # Copies of refs["model_id"] and refs["request_id"], for indexed filtering; not part of the entry hash.
+    model_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    request_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    # Identifiers (model_id, request_id, version, dataset_id, key_id, ...), hashed into the entry.
+    refs: Mapped[dict[str, Any]] = mapped_column(JSON)
+    # Measured evidence (design.md section 4): figures, hashes and commitments only.
+    evidence: Mapped[dict[str, Any]] = mapped_column(JSON)
+    # Hex sha256 of the previous entry (64 zeros for the first); unique, so the chain cannot fork.
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    # Hex sha256 of the canonical encoding of this entry (app.audit.canonical.compute_entry_hash).
+    entry_hash: Mapped[str] = mapped_column(String(64))
+
+    __table_args__ = (UniqueConstraint("prev_hash"),)

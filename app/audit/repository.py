@@ -1,0 +1,83 @@
+"""All SQL of the audit log. Functions flush, never commit: the caller's transaction owns the write."""
+
+import hashlib
+from collections.abc import Sequence
+
+from sqlalchemy import or_, select, text, update
+from sqlalchemy.orm import Session
+
+from app.audit.orm import AuditEntry
+
+# Transaction-level PostgreSQL advisory lock serialising appends (a key of its own, apart from model locks).
+APPEND_LOCK_KEY = int.from_bytes(hashlib.sha256(b"unlearn:audit:append").digest()[:8], "big", signed=True)
+
+
+def lock_for_append(session: Session) -> None:
+    """Hold the log's write lock until the caller's transaction ends.
+
+    PostgreSQL: ``pg_advisory_xact_lock``. SQLite: a write that changes nothing, which takes the database's single
+    write lock (waiting up to busy_timeout); later reads in this transaction then see every committed entry.
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": APPEND_LOCK_KEY})
+    else:
+        session.execute(update(AuditEntry).where(AuditEntry.seq < 0).values(seq=AuditEntry.seq))
+
+
+def last_entry(session: Session) -> AuditEntry | None:
+    return session.scalars(select(AuditEntry).order_by(AuditEntry.seq.desc()).limit(1)).first()
+
+
+def add_entry(session: Session, *, entry: AuditEntry) -> AuditEntry:
+    session.add(entry)
+    session.flush()
+    return entry
+
+
+def get_entry(session: Session, *, seq: int) -> AuditEntry | None:
+    return session.get(AuditEntry, seq)
+
+
+def max_seq(session: Session) -> int:
+    return session.scalar(select(AuditEntry.seq).order_by(AuditEntry.seq.desc()).limit(1)) or 0
+
+
+def entry_hashes(session: Session, *, first_seq: int, last_seq: int) -> list[tuple[int, str]]:
+    """(seq, entry_hash) for first_seq <= seq <= last_seq, in order."""
+    rows = session.execute(
+        select(AuditEntry.seq, AuditEntry.entry_hash)
+        .where(AuditEntry.seq >= first_seq, AuditEntry.seq <= last_seq)
+        .order_by(AuditEntry.seq)
+    )
+    return [(seq, entry_hash) for seq, entry_hash in rows]
+
+
+def list_entries(
+    session: Session,
+    *,
+    tenant_id: str | None,
+    model_id: str | None = None,
+    request_id: str | None = None,
+    after_seq: int = 0,
+    limit: int = 100,
+) -> Sequence[AuditEntry]:
+    """Entries after ``after_seq`` in order; ``tenant_id`` None means every tenant."""
+    query = select(AuditEntry).where(AuditEntry.seq > after_seq)
+    if tenant_id is not None:
+        query = query.where(AuditEntry.tenant_id == tenant_id)
+    if model_id is not None:
+        query = query.where(AuditEntry.model_id == model_id)
+    if request_id is not None:
+        query = query.where(AuditEntry.request_id == request_id)
+    return session.scalars(query.order_by(AuditEntry.seq).limit(limit)).all()
+
+
+def entries_for_request(session: Session, *, request_id: str, model_id: str) -> Sequence[AuditEntry]:
+    """Entries of one deletion request, and the version entries of its model, in order."""
+    query = select(AuditEntry).where(
+        or_(
+            AuditEntry.request_id == request_id,
+            (AuditEntry.model_id == model_id) & AuditEntry.event_type.in_(["version.created", "version.purged"]),
+        )
+    )
+    return session.scalars(query.order_by(AuditEntry.seq)).all()
