@@ -19,6 +19,7 @@ from app.deletions.router import router as deletions_router
 from app.keys import service as keys_service
 from app.keys.ratelimit import RateLimiter
 from app.keys.router import router as keys_router
+from app.models.router import openapi_components
 from app.models.router import router as models_router
 
 log = logging.getLogger("app.main")
@@ -72,4 +73,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         log_event(log, "audit.router_missing", level=logging.WARNING)
     else:
         app.include_router(audit_router)
+    _extend_openapi(app)
     return app
+
+
+def _extend_openapi(app: FastAPI) -> None:
+    generate = app.openapi
+
+    def openapi() -> dict:
+        if app.openapi_schema is None:
+            schema = generate()
+            schema.setdefault("components", {}).setdefault("schemas", {}).update(openapi_components())
+        return app.openapi_schema
+
+    app.openapi = openapi

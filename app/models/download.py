@@ -1,0 +1,100 @@
+"""Checkpoint downloads: strong ETag (the quoted sha256), If-None-Match (304), a single byte Range (206) with
+If-Range, 416 for an unsatisfiable range, 410 once the version is purged. Multi-range requests get the whole
+file (RFC 9110 lets a server ignore Range)."""
+
+import re
+from collections.abc import Iterator
+from typing import BinaryIO
+
+from fastapi import Request, Response
+from fastapi.responses import StreamingResponse
+
+from app.core.errors import Gone, RangeNotSatisfiable
+from app.core.storage import CHUNK, BlobStore
+from app.models.orm import ModelVersion
+
+_RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+
+
+def _etag_matches(header: str, etag: str) -> bool:
+    if header.strip() == "*":
+        return True
+    return any(tag.strip().removeprefix("W/") == etag for tag in header.split(","))
+
+
+def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
+    """(start, end) inclusive for a single satisfiable range; None to send the whole file; raises
+    RangeNotSatisfiable for a well-formed range outside the file."""
+    if not header:
+        return None
+    match = _RANGE.match(header.strip().replace(" ", ""))
+    if match is None:
+        return None  # multiple ranges or another unit: ignored
+    first, last = match.groups()
+    if first == "" and last == "":
+        return None
+    if first == "":
+        length = int(last)
+        if length == 0 or size == 0:
+            raise RangeNotSatisfiable("range is empty", headers={"Content-Range": f"bytes */{size}"})
+        return max(0, size - length), size - 1
+    start = int(first)
+    end = size - 1 if last == "" else min(int(last), size - 1)
+    if last != "" and int(last) < start:
+        return None  # syntactically invalid: ignored
+    if start >= size:
+        raise RangeNotSatisfiable(
+            f"range starts at {start} but the checkpoint has {size} bytes",
+            headers={"Content-Range": f"bytes */{size}"},
+        )
+    return start, end
+
+
+def _stream(fh: BinaryIO, start: int, end: int) -> Iterator[bytes]:
+    with fh:
+        fh.seek(start)
+        remaining = end - start + 1
+        while remaining > 0:
+            chunk = fh.read(min(CHUNK, remaining))
+            if not chunk:
+                break
+            remaining -= len(chunk)
+            yield chunk
+
+
+def checkpoint_response(request: Request, *, version: ModelVersion, store: BlobStore) -> Response:
+    gone = Gone(
+        f"version {version.version} of model {version.model_id} was purged: it still carried the influence of "
+        "rows deleted since; download the latest version",
+        purged_at=version.purged_at,
+    )
+    if version.state == "purged":
+        raise gone
+    etag = f'"{version.checkpoint_sha256}"'
+    size = version.checkpoint_size
+    headers = {
+        "ETag": etag,
+        "Accept-Ranges": "bytes",
+        "Cache-Control": "private, no-cache",
+        "Content-Disposition": f'attachment; filename="{version.model_id}-v{version.version}.safetensors"',
+    }
+    if_none_match = request.headers.get("if-none-match")
+    if if_none_match and _etag_matches(if_none_match, etag):
+        return Response(status_code=304, headers=headers)
+    if_range = request.headers.get("if-range")
+    byte_range = None
+    if if_range is None or if_range.strip() == etag:
+        byte_range = parse_range(request.headers.get("range"), size)
+    try:
+        fh = open(store.path(version.checkpoint_sha256), "rb")  # noqa: SIM115 - closed by the stream
+    except FileNotFoundError:
+        raise gone from None  # purged between the database read and the open
+    start, end = byte_range if byte_range else (0, size - 1)
+    headers["Content-Length"] = str(end - start + 1 if size else 0)
+    status = 200
+    if byte_range:
+        status = 206
+        headers["Content-Range"] = f"bytes {start}-{end}/{size}"
+    return StreamingResponse(
+        _stream(fh, start, end), status_code=status, headers=headers, media_type="application/octet-stream"
+    )

@@ -1,0 +1,72 @@
+"""Request and response bodies for models and versions."""
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Architecture(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    # One of the zoo's architectures: logreg, mlp, lenet, resnet18.
+    name: str = Field(min_length=1, max_length=64)
+    config: dict[str, Any] = Field(default_factory=dict)
+
+
+class TrainRecipe(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    epochs: int = Field(default=20, ge=1, le=1000)
+    batch_size: int = Field(default=64, ge=1, le=65536)
+    lr: float = Field(default=1e-3, gt=0, le=10)
+    # Gradient-restriction weight (0 disables).
+    alpha: float = Field(default=0.005, ge=0, le=100)
+    seed: int = Field(default=0, ge=0, le=2**31 - 1)
+
+
+class ModelSpec(BaseModel):
+    """The multipart `spec` part of a checkpoint upload."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(min_length=1, max_length=200)
+    dataset_id: str = Field(min_length=1, max_length=36)
+    architecture: Architecture
+
+
+class ModelTrain(ModelSpec):
+    """JSON body of a model the service trains (version 1 is made by a training job)."""
+
+    train: TrainRecipe = Field(default_factory=TrainRecipe)
+
+
+class ModelOut(BaseModel):
+    id: str
+    name: str
+    dataset_id: str
+    architecture: dict[str, Any]
+    train: dict[str, Any] | None
+    # training | ready | failed
+    status: Literal["training", "ready", "failed"]
+    error: str | None
+    latest_version: int | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class VersionOut(BaseModel):
+    model_id: str
+    version: int
+    parent_version: int | None
+    checkpoint_sha256: str
+    checkpoint_size: int
+    # Deletion requests applied to make this version.
+    applied_requests: list[str]
+    evidence_summary: dict[str, Any] | None
+    # available | purged (a purged version's checkpoint answers 410 Gone)
+    state: Literal["available", "purged"]
+    created_at: datetime
+    purged_at: datetime | None
+    checkpoint_url: str
+
+
+class VersionList(BaseModel):
+    items: list[VersionOut]

@@ -1,0 +1,169 @@
+"""Models: register for training (a job makes version 1) or from an uploaded checkpoint (version 1 at once),
+and read models and versions."""
+
+import logging
+import uuid
+
+from sqlalchemy.orm import Session
+
+from app.core.audit_hook import audit
+from app.core.db import utcnow
+from app.core.errors import NotFound, Unprocessable
+from app.core.logging import log_event
+from app.core.security import Principal
+from app.core.storage import BlobStore
+from app.core.uploads import TempUpload, keep_upload
+from app.datasets import repository as datasets_repository
+from app.datasets.orm import Dataset
+from app.models import repository
+from app.models.checks import check_architecture, check_checkpoint
+from app.models.orm import Model, ModelVersion
+from app.models.schemas import ModelOut, ModelSpec, ModelTrain, VersionOut
+
+log = logging.getLogger("app.models")
+
+
+def _dataset(session: Session, *, principal: Principal, dataset_id: str) -> Dataset:
+    dataset = datasets_repository.get_dataset(session, dataset_id=dataset_id, tenant_id=principal.tenant_id)
+    if dataset is None:
+        raise NotFound(f"data set {dataset_id} not found")
+    return dataset
+
+
+def _new_model(principal: Principal, spec: ModelSpec, *, status: str, recipe: dict | None) -> Model:
+    now = utcnow()
+    return Model(
+        id=str(uuid.uuid4()),
+        tenant_id=principal.tenant_id,
+        name=spec.name,
+        dataset_id=spec.dataset_id,
+        architecture=spec.architecture.model_dump(),
+        train_recipe=recipe,
+        unlearn_defaults={},
+        status=status,
+        created_at=now,
+        updated_at=now,
+    )
+
+
+def _audit_registered(session: Session, *, principal: Principal, model: Model, evidence: dict) -> None:
+    audit(
+        session,
+        actor=principal.key_id,
+        event_type="model.registered",
+        tenant_id=principal.tenant_id,
+        refs={"model_id": model.id, "dataset_id": model.dataset_id},
+        evidence={"architecture": model.architecture, **evidence},
+    )
+
+
+def register_for_training(session: Session, *, principal: Principal, body: ModelTrain) -> Model:
+    """A model in status `training`; the caller enqueues its training job after commit."""
+    dataset = _dataset(session, principal=principal, dataset_id=body.dataset_id)
+    check_architecture(body.architecture, dataset)
+    model = repository.add_model(
+        session, model=_new_model(principal, body, status="training", recipe=body.train.model_dump())
+    )
+    _audit_registered(
+        session, principal=principal, model=model, evidence={"source": "train", **body.train.model_dump()}
+    )
+    log_event(log, "model.registered", model_id=model.id, source="train")
+    return model
+
+
+def register_uploaded(
+    session: Session, *, principal: Principal, spec: ModelSpec, upload: TempUpload, store: BlobStore
+) -> Model:
+    """A `ready` model whose version 1 is the uploaded checkpoint, validated against the architecture."""
+    dataset = _dataset(session, principal=principal, dataset_id=spec.dataset_id)
+    arch = check_architecture(spec.architecture, dataset)
+    if upload.size == 0:
+        raise Unprocessable("checkpoint is empty")
+    check_checkpoint(arch, upload.path)
+    model = _new_model(principal, spec, status="ready", recipe=None)
+    model.latest_version = 1
+    repository.add_model(session, model=model)
+    repository.add_version(
+        session,
+        version=ModelVersion(
+            model_id=model.id,
+            version=1,
+            parent_version=None,
+            checkpoint_sha256=upload.sha256,
+            checkpoint_size=upload.size,
+            applied_requests=[],
+            state="available",
+            created_at=utcnow(),
+        ),
+    )
+    _audit_registered(
+        session, principal=principal, model=model, evidence={"source": "upload", "checkpoint_sha256": upload.sha256}
+    )
+    keep_upload(upload, store=store)
+    log_event(log, "model.registered", model_id=model.id, source="upload", sha256=upload.sha256)
+    return model
+
+
+def get_model(session: Session, *, principal: Principal, model_id: str) -> Model:
+    model = repository.get_model(session, model_id=model_id, tenant_id=principal.tenant_id)
+    if model is None:
+        raise NotFound(f"model {model_id} not found")
+    return model
+
+
+def parse_version(n: str) -> int | None:
+    """An integer version, or None for `latest`."""
+    if n == "latest":
+        return None
+    if not n.isdigit() or int(n) < 1 or len(n) > 9:
+        raise Unprocessable(f"version must be a positive integer or 'latest', got {n[:20]!r}")
+    return int(n)
+
+
+def get_version(session: Session, *, principal: Principal, model_id: str, n: str) -> ModelVersion:
+    number = parse_version(n)
+    model = get_model(session, principal=principal, model_id=model_id)
+    if number is None:
+        if model.latest_version is None:
+            raise NotFound(f"model {model_id} has no version yet (status {model.status})")
+        number = model.latest_version
+    version = repository.get_version(session, model_id=model.id, version=number)
+    if version is None:
+        raise NotFound(f"model {model_id} has no version {number}")
+    return version
+
+
+def list_versions(session: Session, *, principal: Principal, model_id: str) -> list[ModelVersion]:
+    model = get_model(session, principal=principal, model_id=model_id)
+    return list(repository.list_versions(session, model_id=model.id))
+
+
+def model_out(model: Model) -> ModelOut:
+    return ModelOut(
+        id=model.id,
+        name=model.name,
+        dataset_id=model.dataset_id,
+        architecture=model.architecture,
+        train=model.train_recipe,
+        status=model.status,
+        error=model.error,
+        latest_version=model.latest_version,
+        created_at=model.created_at,
+        updated_at=model.updated_at,
+    )
+
+
+def version_out(version: ModelVersion) -> VersionOut:
+    return VersionOut(
+        model_id=version.model_id,
+        version=version.version,
+        parent_version=version.parent_version,
+        checkpoint_sha256=version.checkpoint_sha256,
+        checkpoint_size=version.checkpoint_size,
+        applied_requests=list(version.applied_requests or []),
+        evidence_summary=version.evidence_summary,
+        state=version.state,
+        created_at=version.created_at,
+        purged_at=version.purged_at,
+        checkpoint_url=f"/v1/models/{version.model_id}/versions/{version.version}/checkpoint",
+    )
