@@ -16,6 +16,7 @@ from workers.engine.evidence import (
 )
 from workers.engine.gradients import gradient_sum
 from workers.engine.iau import GradCache, UnlearnConfig, UnlearnResult, build_cache, unlearn
+from workers.engine.retrain import retrain
 from workers.engine.train import TrainConfig, train
 from workers.engine.zoo import (
     ARCHITECTURES,
@@ -53,6 +54,7 @@ __all__ = [
     "param_distance",
     "prepare_inputs",
     "resolve_device",
+    "retrain",
     "save_checkpoint",
     "sha256_file",
     "sha256_state_dict",

@@ -82,3 +82,19 @@ def test_retrain_forget_figures_match_holdout_levels(digits_scenario):
     assert abs(auc - 0.5) <= 0.06
     f0, h0, _ = figures(s.original)
     assert f0["loss"] / h0["loss"] < 0.5  # the check above fails for a model that saw the rows
+
+
+def test_retrain_method_result_and_evidence(digits_scenario):
+    import json
+
+    from workers.engine import retrain
+    from workers.engine.checkpoint import sha256_state_dict
+
+    recipe = TrainConfig(epochs=20, batch_size=64, lr=1e-2, alpha=0.005, seed=0)
+    s = digits_scenario
+    res = retrain(s.spec, s.original, s.x, s.y, s.retain_mask, s.forget_idx, recipe, CPU, holdout=(s.xh, s.yh))
+    assert all(torch.equal(res.state_dict[k], s.retrained[k]) for k in s.retrained)  # same recipe, same model
+    ev = res.evidence
+    json.dumps(ev, allow_nan=False)
+    assert ev["method"] == "retrain" and ev["checkpoint_sha256"]["after"] == sha256_state_dict(s.retrained)
+    assert ev["after"]["forget"]["loss"] > 2 * ev["before"]["forget"]["loss"]
