@@ -4,6 +4,7 @@ import logging
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import sessionmaker
 
 from app import health
@@ -34,8 +35,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         if settings.bootstrap_admin_key:
-            with app.state.sessionmaker() as session:
-                keys_service.ensure_bootstrap_admin(session, raw_key=settings.bootstrap_admin_key)
+            try:
+                with app.state.sessionmaker() as session:
+                    keys_service.ensure_bootstrap_admin(session, raw_key=settings.bootstrap_admin_key)
+            except OperationalError:  # the database is down: serve 503s (readyz says why) rather than crash
+                log_event(log, "apikey.bootstrap_failed", level=logging.ERROR, reason="database unavailable")
         log_event(log, "app.started")
         yield
         engine.dispose()

@@ -1,5 +1,61 @@
-"""deletions endpoints."""
+"""Deletion request endpoints: create (202 + Location) and poll status."""
 
-from fastapi import APIRouter
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Request
+
+from app.core.deps import DB, Jobs, Requester, SettingsDep, after_commit_enqueue
+from app.core.metrics import DELETIONS_ACCEPTED
+from app.deletions import service
+from app.deletions.schemas import DeletionCreate, DeletionOut
+from app.keys.idempotency import Created, fingerprint, run_create
 
 router = APIRouter(prefix="/v1", tags=["deletions"])
+
+
+@router.post("/models/{model_id}/deletions", status_code=202, response_model=DeletionOut)
+def create_deletion(
+    model_id: str,
+    body: DeletionCreate,
+    request: Request,
+    db: DB,
+    principal: Requester,
+    settings: SettingsDep,
+    jobs: Jobs,
+    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
+):
+    """Ask for training rows to be removed from a model. The request is recorded, then queued."""
+    jobs.require()  # 503 + Retry-After before anything is written when Redis does not answer
+
+    def work() -> Created:
+        deletion = service.create_deletion(
+            db,
+            principal=principal,
+            model_id=model_id,
+            body=body,
+            max_ids=settings.max_ids_per_request,
+            idempotency_key=idempotency_key,
+        )
+        out = service.deletion_out(deletion).model_dump(mode="json")
+
+        def enqueue() -> None:
+            DELETIONS_ACCEPTED.inc()
+            after_commit_enqueue(jobs.enqueue_deletion, deletion.id, event="deletion.enqueue_failed")
+
+        return Created(202, out, {"Location": f"/v1/deletions/{deletion.id}"}, after_commit=enqueue)
+
+    return run_create(
+        db,
+        tenant_id=principal.tenant_id,
+        idempotency_key=idempotency_key,
+        scope=f"POST {request.url.path}",
+        fp=fingerprint(body.model_dump(mode="json")),
+        settings=settings,
+        work=work,
+    )
+
+
+@router.get("/deletions/{request_id}", response_model=DeletionOut)
+def get_deletion(request_id: str, db: DB, principal: Requester) -> DeletionOut:
+    """Status of a deletion request: stage, progress, versions, evidence, error."""
+    return service.deletion_out(service.get_deletion(db, principal=principal, request_id=request_id))

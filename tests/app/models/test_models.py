@@ -10,29 +10,15 @@ from sqlalchemy import update
 from app.core.db import utcnow
 from app.models.orm import Model, ModelVersion
 from tests.app.dbcount import row_counts
+from tests.app.fakes import RecordingJobs
 from tests.conftest import auth
 from tests.helpers import LOGREG_SPEC, logreg_checkpoint, register_uploaded_model, upload_digits
 
 TRAIN = {"epochs": 2, "batch_size": 32, "lr": 0.01, "alpha": 0.0, "seed": 1}
 
 
-class RecordingJobs:
-    def __init__(self, real):
-        self.real = real
-        self.training: list[str] = []
-
-    def ping(self):
-        return True
-
-    def require(self):
-        return None
-
-    def enqueue_training(self, model_id):
-        self.training.append(model_id)
-
-
 def test_register_for_training_enqueues_after_commit(client, app):
-    jobs = app.state.jobs = RecordingJobs(app.state.jobs)
+    jobs = app.state.jobs = RecordingJobs()
     ds = upload_digits(client, rows=100)
     body = {"name": "m", "dataset_id": ds["id"], **LOGREG_SPEC, "train": TRAIN}
     resp = client.post("/v1/models", json=body)
@@ -179,7 +165,7 @@ def test_unknown_other_tenant_and_roles(client, root_client, make_key):
 
 
 def test_idempotent_training_registration(client, app):
-    jobs = app.state.jobs = RecordingJobs(app.state.jobs)
+    jobs = app.state.jobs = RecordingJobs()
     ds = upload_digits(client, rows=100)
     body = {"name": "m", "dataset_id": ds["id"], **LOGREG_SPEC, "train": TRAIN}
     first = client.post("/v1/models", json=body, headers={"Idempotency-Key": "m-1"})

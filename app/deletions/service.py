@@ -1,0 +1,140 @@
+"""Deletion requests: validate the ids against the model's data set, claim the rows (pending tombstones),
+record the request. The caller commits, then enqueues the job."""
+
+import hashlib
+import json
+import logging
+import uuid
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from app.core.audit_hook import audit
+from app.core.db import utcnow
+from app.core.errors import Conflict, NotFound, Unprocessable
+from app.core.logging import log_event
+from app.core.security import Principal
+from app.datasets import repository as datasets_repository
+from app.deletions import repository
+from app.deletions.orm import DeletionRequest
+from app.deletions.schemas import DeletionCreate, DeletionOut
+from app.models import repository as models_repository
+
+log = logging.getLogger("app.deletions")
+MAX_NAMED_IN_DETAIL = 20  # ids quoted in a problem's detail text (the full list is in its members)
+
+
+def dedupe(ids: list[str]) -> list[str]:
+    """Duplicates removed, first occurrence kept (the documented policy)."""
+    return list(dict.fromkeys(ids))
+
+
+def ids_commitment(ids: list[str]) -> str:
+    """sha256 over the sorted ids: names the set in the audit log without listing it."""
+    return hashlib.sha256(json.dumps(sorted(ids)).encode()).hexdigest()
+
+
+def _quote(ids: list[str]) -> str:
+    shown = ", ".join(ids[:MAX_NAMED_IN_DETAIL])
+    return shown + (f" and {len(ids) - MAX_NAMED_IN_DETAIL} more" if len(ids) > MAX_NAMED_IN_DETAIL else "")
+
+
+def _conflict(session: Session, *, model_id: str, rows: dict[str, int]) -> Conflict | None:
+    claimed = repository.claimed_rows(session, model_id=model_id, row_indexes=rows.values())
+    if not claimed:
+        return None
+    conflicts = [{"sample_id": t.sample_id, "request_id": t.request_id, "state": t.state} for t in claimed]
+    conflicts.sort(key=lambda c: c["sample_id"])
+    request_ids = sorted({c["request_id"] for c in conflicts})
+    return Conflict(
+        f"sample ids already deleted or pending in another request: {_quote([c['sample_id'] for c in conflicts])} "
+        f"(covered by request {', '.join(request_ids[:MAX_NAMED_IN_DETAIL])})",
+        conflicts=conflicts,
+        request_ids=request_ids,
+    )
+
+
+def create_deletion(
+    session: Session,
+    *,
+    principal: Principal,
+    model_id: str,
+    body: DeletionCreate,
+    max_ids: int,
+    idempotency_key: str | None = None,
+) -> DeletionRequest:
+    ids = dedupe(body.sample_ids)
+    if not ids:
+        raise Unprocessable("sample_ids must name at least one sample")
+    if len(ids) > max_ids:
+        raise Unprocessable(f"at most {max_ids} sample ids per request, got {len(ids)}", limit=max_ids)
+    model = models_repository.get_model(session, model_id=model_id, tenant_id=principal.tenant_id)
+    if model is None:
+        raise NotFound(f"model {model_id} not found")
+    if model.status != "ready":
+        raise Conflict(f"model {model_id} is {model.status}; deletions need a ready model", model_status=model.status)
+    rows = datasets_repository.rows_for_sample_ids(session, dataset_id=model.dataset_id, sample_ids=ids)
+    unknown = [sid for sid in ids if sid not in rows]
+    if unknown:
+        raise Unprocessable(f"unknown sample ids: {_quote(unknown)}", unknown_ids=unknown)
+    rows = {sid: rows[sid] for sid in ids}
+    if conflict := _conflict(session, model_id=model.id, rows=rows):
+        raise conflict
+    request = DeletionRequest(
+        id=str(uuid.uuid4()),
+        tenant_id=principal.tenant_id,
+        model_id=model.id,
+        sample_ids=ids,
+        reason=body.reason,
+        method=body.method,
+        status="queued",
+        progress=0.0,
+        attempts=0,
+        requester=principal.key_id,
+        idempotency_key=idempotency_key,
+        created_at=utcnow(),
+    )
+    try:
+        repository.add_request(session, request=request, rows=rows)
+    except IntegrityError:
+        # Another request claimed some of these rows between the check and the insert.
+        session.rollback()
+        raise _conflict(session, model_id=model.id, rows=rows) or Conflict("rows were claimed concurrently") from None
+    audit(
+        session,
+        actor=principal.key_id,
+        event_type="deletion.requested",
+        tenant_id=principal.tenant_id,
+        refs={"request_id": request.id, "model_id": model.id},
+        evidence={"sample_count": len(ids), "method": body.method, "sample_ids_sha256": ids_commitment(ids)},
+    )
+    log_event(log, "deletion.requested", request_id=request.id, model_id=model.id, sample_count=len(ids))
+    return request
+
+
+def get_deletion(session: Session, *, principal: Principal, request_id: str) -> DeletionRequest:
+    request = repository.get_request(session, request_id=request_id, tenant_id=principal.tenant_id)
+    if request is None:
+        raise NotFound(f"deletion request {request_id} not found")
+    return request
+
+
+def deletion_out(request: DeletionRequest) -> DeletionOut:
+    return DeletionOut(
+        id=request.id,
+        model_id=request.model_id,
+        status=request.status,
+        stage=request.stage,
+        progress=request.progress,
+        base_version=request.base_version,
+        result_version=request.result_version,
+        evidence=request.evidence,
+        error=request.error,
+        created_at=request.created_at,
+        started_at=request.started_at,
+        finished_at=request.finished_at,
+        method=request.method,
+        reason=request.reason,
+        sample_count=len(request.sample_ids or []),
+        attempts=request.attempts,
+    )
