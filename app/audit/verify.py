@@ -233,9 +233,10 @@ def verify_receipt(receipt: Mapping[str, Any], public_key: Ed25519PublicKey) -> 
     if outcome and not by_type.get(outcome):
         raise VerificationError(f"request status is {status} but the receipt lacks a {outcome} entry")
     for e in by_type.get("deletion.succeeded", []):
-        for key in ("base_version", "result_version"):
+        for key, logged_key in (("base_version", "base_version"), ("result_version", "result_version"),
+                                ("result_version", "version")):  # fmt: skip
             version = receipt.get(key)
-            logged = _field(e, key)
+            logged = (e.get("refs") or {}).get(logged_key)
             if logged is not None and (version is None or version.get("version") != logged):
                 raise VerificationError(f"{key} in the receipt differs from entry {e['seq']}")
         logged = _field(e, "forget_commitment")
@@ -250,8 +251,8 @@ def verify_receipt(receipt: Mapping[str, Any], public_key: Ed25519PublicKey) -> 
         version = receipt.get(key)
         if not version:
             continue
-        for e in by_type.get("version.created", []):
-            if _field(e, "version") == version.get("version"):
+        for e in by_type.get("version.created", []) + by_type.get("version.purged", []):
+            if (e.get("refs") or {}).get("version") == version.get("version"):
                 logged = _field(e, "checkpoint_sha256")
                 if logged is not None and logged != version.get("checkpoint_sha256"):
                     raise VerificationError(f"{key} checkpoint_sha256 differs from entry {e['seq']}")

@@ -242,9 +242,10 @@ RECEIPT_LOG = make_log(
         {},
         {"event_type": "version.created", "refs": {"model_id": "m-1", "version": 2},
          "evidence": {"checkpoint_sha256": "22" * 32}},
-        {"event_type": "deletion.succeeded", "refs": REQ_REFS | {"base_version": 1, "result_version": 2},
+        {"event_type": "deletion.succeeded", "refs": REQ_REFS | {"base_version": 1, "version": 2},
          "evidence": REQUEST["evidence"]},
-        {"event_type": "version.purged", "refs": {"model_id": "m-1", "version": 1}, "evidence": {}},
+        {"event_type": "version.purged", "refs": {"model_id": "m-1", "version": 1, "checkpoint_sha256": "11" * 32},
+         "evidence": {}},
     ],
 )  # fmt: skip
 
@@ -335,6 +336,8 @@ def test_receipt_whose_story_differs_from_the_log_rejected(signer):
         "sample ids": dict(request=REQUEST | {"sample_ids": ["u-17"]}),
         "result_version": dict(result_version=RESULT | {"version": 3}),
         "checkpoint_sha256": dict(result_version=RESULT | {"checkpoint_sha256": "33" * 32}),
+        "base_version checkpoint": dict(base_version=BASE | {"checkpoint_sha256": "44" * 32}),
+        "base_version in": dict(base_version=BASE | {"version": 0}),
         "lacks a deletion.succeeded": dict(seqs=(2, 3, 5)),
         "lacks the deletion.requested": dict(seqs=(3, 6)),
         "does not concern": dict(seqs=(1, 2, 3, 6)),

@@ -1,0 +1,130 @@
+"""Audit endpoints: the log, its signed tree head, inclusion and consistency proofs, the public key, and
+deletion receipts. Every document they return can be checked offline with ``python -m app.audit.verify``.
+
+Tenants see their own entries; admins of the default tenant see every entry (and can verify the whole log).
+Tree heads and proofs cover the whole log: they reveal hashes only.
+"""
+
+import threading
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Path, Query, Request
+
+from app.audit import repository, tree
+from app.audit.receipts import deletion_receipt
+from app.audit.service import entry_document
+from app.audit.signing import Signer, load_or_create_signing_key
+from app.core.deps import DB, Reader, Requester
+from app.core.errors import NotFound, Unprocessable
+from app.core.security import Principal
+
+router = APIRouter(prefix="/v1", tags=["audit"])
+MAX_PAGE = 1000  # entries per page of GET /v1/audit
+_signer_lock = threading.Lock()
+
+
+def get_signer(request: Request) -> Signer:
+    """The log's signer, loaded (or generated) from Settings.audit_signing_key_path on first use."""
+    state = request.app.state
+    signer = getattr(state, "audit_signer", None)
+    if signer is None:
+        with _signer_lock:
+            signer = getattr(state, "audit_signer", None)
+            if signer is None:
+                signer = state.audit_signer = load_or_create_signing_key(state.settings.audit_signing_key_path)
+    return signer
+
+
+SignerDep = Annotated[Signer, Depends(get_signer)]
+
+
+def _visible_tenant(principal: Principal) -> str | None:
+    return None if principal.is_platform_admin else principal.tenant_id
+
+
+def _check_size(size: int, current: int, name: str) -> None:
+    if size > current:
+        raise Unprocessable(f"{name}={size} is past the end of the log, which holds {current} entries")
+
+
+@router.get("/audit")
+def list_audit(
+    db: DB,
+    principal: Reader,
+    model_id: str | None = None,
+    request_id: str | None = None,
+    after_seq: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 100,
+) -> dict[str, Any]:
+    """Audit entries after `after_seq`, oldest first; follow `next_after_seq` for the next page."""
+    entries = repository.list_entries(
+        db,
+        tenant_id=_visible_tenant(principal),
+        model_id=model_id,
+        request_id=request_id,
+        after_seq=after_seq,
+        limit=limit,
+    )
+    return {
+        "entries": [entry_document(e) for e in entries],
+        "next_after_seq": entries[-1].seq if len(entries) == limit else None,
+    }
+
+
+@router.get("/audit/public-key")
+def public_key(signer: SignerDep) -> dict[str, str]:
+    """The Ed25519 public key that signs tree heads and receipts (PEM and raw base64) and its key id."""
+    return signer.public_key_document()
+
+
+@router.get("/audit/tree-head")
+def tree_head(
+    db: DB, _principal: Reader, signer: SignerDep, size: Annotated[int | None, Query(ge=0)] = None
+) -> dict[str, Any]:
+    """The signed tree head of the whole log (or of its first `size` entries)."""
+    current = tree.tree_size(db)
+    if size is not None:
+        _check_size(size, current, "size")
+    return tree.signed_tree_head(db, signer, current if size is None else size)
+
+
+@router.get("/audit/consistency")
+def consistency(
+    db: DB,
+    _principal: Reader,
+    signer: SignerDep,
+    first: Annotated[int, Query(alias="from", ge=0)],
+    second: Annotated[int | None, Query(alias="to", ge=0)] = None,
+) -> dict[str, Any]:
+    """Proof that the log of `from` entries is a prefix of the log of `to` entries (default: now)."""
+    current = tree.tree_size(db)
+    second = current if second is None else second
+    _check_size(second, current, "to")
+    if first > second:
+        raise Unprocessable(f"from={first} is larger than to={second}")
+    proof = tree.consistency_proof(db, first=first, second=second)
+    return proof | {"tree_head": tree.signed_tree_head(db, signer, second)}
+
+
+@router.get("/audit/{seq}")
+def get_audit_entry(db: DB, principal: Reader, signer: SignerDep, seq: Annotated[int, Path(ge=1)]) -> dict[str, Any]:
+    """One entry, its inclusion proof, and the signed tree head the proof leads to."""
+    entry = repository.get_entry(db, seq=seq)
+    visible = _visible_tenant(principal)
+    if entry is None or (visible is not None and entry.tenant_id != visible):
+        raise NotFound(f"audit entry {seq} not found")
+    size = tree.tree_size(db)
+    return {
+        "entry": entry_document(entry),
+        "inclusion_proof": tree.inclusion_proof(db, seq=seq, size=size),
+        "tree_head": tree.signed_tree_head(db, signer, size),
+    }
+
+
+@router.get("/deletions/{request_id}/receipt")
+def receipt(db: DB, principal: Requester, signer: SignerDep, request_id: str) -> dict[str, Any]:
+    """The signed receipt of a deletion request: request, versions, evidence, audit entries with proofs."""
+    body = deletion_receipt(db, request_id=request_id, tenant_id=_visible_tenant(principal), signer=signer)
+    if body is None:
+        raise NotFound(f"deletion request {request_id} not found")
+    return body
