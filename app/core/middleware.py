@@ -7,7 +7,7 @@ import uuid
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.core.errors import PayloadTooLarge, internal_error_response, problem
+from app.core.errors import internal_error_response, problem
 from app.core.logging import log_event, request_id_var
 from app.core.metrics import observe_request
 
@@ -86,14 +86,31 @@ class BodySizeLimitMiddleware:
             )(scope, receive, send)
             return
         received = 0
+        too_large = False
 
         async def counting_receive() -> Message:
-            nonlocal received
+            # Past the limit the app sees a disconnect, and whatever it answers is replaced by the 413.
+            nonlocal received, too_large
+            if too_large:
+                return {"type": "http.disconnect"}
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > limit:
-                    raise PayloadTooLarge(f"request body exceeds the limit of {limit} bytes", limit=limit)
+                    too_large = True
+                    return {"type": "http.disconnect"}
             return message
 
-        await self.app(scope, counting_receive, send)
+        async def guarded_send(message: Message) -> None:
+            if not too_large:
+                await send(message)
+
+        try:
+            await self.app(scope, counting_receive, guarded_send)
+        except Exception:
+            if not too_large:
+                raise
+        if too_large:
+            await problem(
+                413, f"request body exceeds the limit of {limit} bytes", code="payload-too-large", limit=limit
+            )(scope, receive, send)
