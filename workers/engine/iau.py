@@ -15,11 +15,14 @@ several coalesced requests), D_r = D minus D_f, l = per-sample cross-entropy, ev
                steps further than deleting 1, and at a trained optimum grad mean_{D_r} l = -(|D_f|/|D_r|) *
                grad mean_{D_f} l also grows with the share. Up to max_steps steps; after each, the membership
                AUC of forget vs holdout rows (loss-threshold attack) is measured and the loop stops once it is
-               within auc_tolerance of target_auc or below it (ascending further cannot bring it back; without
-               a holdout set the loop runs max_steps). The forget gradient is recomputed at every step.
-               Utility guard: after each step the accuracy on the fixed retained sample and on the holdout
-               is measured; a step that lowers either by more than max_accuracy_drop (a fraction) is undone
-               and the loop stops (so the reported holdout accuracy is also a stopping signal).
+               within auc_tolerance of target_auc or below it (ascending further cannot bring it back). The
+               forget gradient is recomputed at every step. Without a holdout set the loop runs max_steps;
+               with fewer than min_stop_rows forgotten rows the AUC is too coarse to stop on and exactly one
+               step is taken. Utility guard: after each step the accuracy on the fixed retained sample and on
+               the holdout is measured; a step that lowers either by more than max_accuracy_drop (a fraction)
+               is undone and the loop stops (so the reported holdout accuracy is also a stopping signal).
+               Per-step checks use at most stop_holdout_rows holdout rows (a fixed seeded sample), so a
+               step costs O(|D_f| + that sample + the retained sample) on top of the correction.
 
 Where sum_{D_r} grad l comes from:
     exact   streamed over D_r in chunks (workers.engine.gradients); recomputed at theta_t on every step.
@@ -64,6 +67,8 @@ class UnlearnConfig:
     target_auc: float = 0.5  # gradient: membership AUC to stop at (0.5 = indistinguishable)
     auc_tolerance: float = 0.01  # gradient: stop once AUC <= target_auc + this
     max_accuracy_drop: float = 0.015  # gradient: undo a step and stop if accuracy falls more than this
+    min_stop_rows: int = 10  # gradient: with fewer forgotten rows the AUC cannot be measured: one step
+    stop_holdout_rows: int = 1024  # gradient: holdout rows (fixed seeded sample) measured after each step
     correction: Literal["exact", "cached"] = "exact"  # where sum_{D_r} grad l comes from
     chunk_size: int = 1024  # rows per chunk when streaming gradients
     retained_sample: int = 512  # rows in the fixed retained sample measured before and after
@@ -150,14 +155,26 @@ def _cached_retained_sum(
     return out, int(extra_idx.numel())
 
 
-def _utility_lost(model, spec, retained, holdout, before: dict, max_drop: float) -> bool:
-    """True if accuracy on the retained sample or on the holdout fell more than max_drop below its start."""
-    checks = [(retained, before["retained_sample"]["accuracy"])]
-    if holdout is not None and before["holdout"] is not None:
-        checks.append((holdout, before["holdout"]["accuracy"]))
-    for rows, start in checks:
-        _, ok = per_sample_losses(model, spec, *rows)
-        if ok.numel() and start - float(ok.double().mean()) > max_drop:
+def _subsample(rows: tuple[Tensor, Tensor] | None, size: int, seed: int) -> tuple[Tensor, Tensor] | None:
+    """A fixed, seeded subset of at most `size` rows (all of them when there are fewer)."""
+    if rows is None or rows[1].shape[0] == 0:
+        return None
+    if rows[1].shape[0] <= size:
+        return rows
+    pick = torch.randperm(rows[1].shape[0], generator=torch.Generator().manual_seed(seed))[:size]
+    return rows[0][pick], rows[1][pick]
+
+
+def _accuracy(model, spec: ArchSpec, rows: tuple[Tensor, Tensor]) -> float | None:
+    _, ok = per_sample_losses(model, spec, *rows)
+    return float(ok.double().mean()) if ok.numel() else None
+
+
+def _utility_lost(model, spec: ArchSpec, baselines: list, max_drop: float) -> bool:
+    """True if accuracy on any (rows, starting accuracy) pair fell more than max_drop below its start."""
+    for rows, start in baselines:
+        now = _accuracy(model, spec, rows)
+        if start is not None and now is not None and start - now > max_drop:
             return True
     return False
 
@@ -220,9 +237,16 @@ def unlearn(
     clock.lap("retained_gradient")
     progress(0.3)
 
+    # stopping checks use the retained sample and a fixed sample of the holdout rows
+    stop_holdout = _subsample(holdout, cfg.stop_holdout_rows, cfg.evidence_seed)
+    baselines = [(retained, before["retained_sample"]["accuracy"])]
+    if stop_holdout is not None:
+        baselines.append((stop_holdout, _accuracy(model, spec, stop_holdout)))
     budget = 1 if cfg.update == "reference" else max(1, cfg.max_steps)
-    auc_trace: list[float] = []
     stop_reason = "single_step" if cfg.update == "reference" else "step_budget"
+    if cfg.update == "gradient" and stop_holdout is not None and n_f < cfg.min_stop_rows:
+        budget, stop_reason = 1, "too_few_rows_to_measure"
+    auc_trace: list[float] = []
     steps = 0
     for step in range(budget):
         if step > 0:
@@ -239,7 +263,7 @@ def unlearn(
             for k, p in params.items():
                 g = cfg.retain_weight * sum_r[k] / n_r - sum_f[k] / n_live  # share * mean_f = sum_f / |D|
                 p.sub_((cfg.eta * g).to(p.dtype))
-        if _utility_lost(model, spec, retained, holdout, before, cfg.max_accuracy_drop):
+        if _utility_lost(model, spec, baselines, cfg.max_accuracy_drop):
             with torch.no_grad():
                 for k, p in params.items():
                     p.copy_(saved[k])  # undo the step that cost too much utility
@@ -247,9 +271,9 @@ def unlearn(
             break
         steps += 1
         progress(0.3 + 0.6 * steps / budget)
-        if holdout is not None and holdout[1].shape[0] > 0:
+        if stop_holdout is not None and budget > 1:
             auc = membership_auc(
-                per_sample_losses(model, spec, *forget)[0], per_sample_losses(model, spec, *holdout)[0]
+                per_sample_losses(model, spec, *forget)[0], per_sample_losses(model, spec, *stop_holdout)[0]
             )
             auc_trace.append(auc)
             if auc - cfg.target_auc <= cfg.auc_tolerance:

@@ -253,3 +253,12 @@ def test_default_moves_towards_retrain_and_keeps_holdout_accuracy(digits_scenari
     assert abs(after["membership_auc"] - gold_auc) < abs(before["membership_auc"] - gold_auc)
     assert after["forget"]["loss"] > 2 * before["forget"]["loss"]
     assert abs(after["holdout"]["accuracy"] - before["holdout"]["accuracy"]) <= 0.02
+
+
+def test_too_few_rows_to_measure_takes_one_step(small_logreg):
+    spec, x, y, state = small_logreg
+    retain, forget_idx = _masks(y.shape[0], [1, 2, 3])
+    cfg = UnlearnConfig(eta=1.0, max_steps=10, target_auc=0.0, auc_tolerance=0.0, max_accuracy_drop=1.0)
+    res = unlearn(spec, state, x, y, retain, forget_idx, cfg, CPU, holdout=(x[:50], y[:50]))
+    assert (res.steps, res.evidence["stop_reason"]) == (1, "too_few_rows_to_measure")
+    assert param_distance(res.state_dict, state) > 0
