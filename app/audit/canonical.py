@@ -93,5 +93,10 @@ def compute_entry_hash(entry: Mapping[str, Any]) -> str:
 
 
 def commit_sample_ids(sample_ids: Iterable[str]) -> str:
-    """Hex sha256 of the canonical JSON array of the sorted sample ids: binds a log entry to ids it never holds."""
-    return sha256_hex(canonical_json(sorted(sample_ids)))
+    """Hex sha256 naming a set of sample ids without listing them (a log entry holds this, never the ids).
+
+    The bytes hashed are the JSON array of the ids sorted by code point, written as Python's ``json.dumps``
+    writes it by default: ``", "`` between items and non-ASCII characters as ``\\uXXXX`` escapes, e.g.
+    ``["u-1", "u-9"]``. (app.deletions records ``deletion.requested`` with the same definition.)
+    """
+    return sha256_hex(json.dumps(sorted(sample_ids)).encode("ascii"))
