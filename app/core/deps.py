@@ -38,17 +38,19 @@ class JobQueue:
     def require(self) -> None:
         """Raise 503 unless Redis answers (checked before writing anything that must then be enqueued)."""
         if not self.ping():
-            raise ServiceUnavailable("the job queue (Redis) is not answering; retry later", retry_after_s=5)
+            raise ServiceUnavailable(
+                "the job queue (Redis) is not answering; retry later", retry_after_s=REDIS_RETRY_AFTER_S
+            )
 
     def enqueue_training(self, model_id: str) -> None:
         from workers.queue import enqueue_training
 
         enqueue_training(model_id)
 
-    def enqueue_deletion(self, request_id: str) -> None:
+    def enqueue_deletion(self, request_id: str, model_id: str | None = None) -> None:
         from workers.queue import enqueue_deletion
 
-        enqueue_deletion(request_id)
+        enqueue_deletion(request_id, model_id)
 
 
 def after_commit_enqueue(fn, *args: str, event: str) -> None:
