@@ -49,6 +49,10 @@ class Dataset(TypedDict, total=False):
     id: str
     name: str
     num_rows: int
+    num_holdout: int
+    feature_shape: list[int]
+    num_classes: int
+    deleted_count: int
     sha256: str
 
 
@@ -252,7 +256,7 @@ class UnlearnClient:
     def list_versions(self, model_id: str) -> list[ModelVersion]:
         """All versions, newest first."""
         body = self._get(f"/v1/models/{model_id}/versions")
-        return body["versions"] if isinstance(body, dict) and "versions" in body else body
+        return body["items"] if isinstance(body, dict) else body
 
     def get_version(self, model_id: str, version: int | str = "latest") -> ModelVersion:
         return self._get(f"/v1/models/{model_id}/versions/{version}")
