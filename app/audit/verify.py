@@ -57,6 +57,12 @@ def _int(value: Any, what: str) -> int:
     return value
 
 
+def _mapping(value: Any, what: str) -> Mapping[str, Any]:
+    if not isinstance(value, Mapping):
+        raise VerificationError(f"{what} is not a JSON object")
+    return value
+
+
 def _get(doc: Any, key: str, what: str) -> Any:
     if not isinstance(doc, Mapping) or key not in doc:
         raise VerificationError(f"{what} lacks {key!r}")
@@ -65,6 +71,10 @@ def _get(doc: Any, key: str, what: str) -> Any:
 
 def verify_entry_hash(entry: Mapping[str, Any]) -> bytes:
     """Recompute the entry's hash from its fields; return it (raw bytes) when it matches ``entry_hash``."""
+    _mapping(entry, "entry")
+    for part in ("refs", "evidence"):
+        if not isinstance(entry.get(part), Mapping):
+            raise VerificationError(f"entry {entry.get('seq')}: {part} is not a JSON object")
     seq = _get(entry, "seq", "entry")
     try:
         computed = compute_entry_hash(entry)
@@ -199,13 +209,16 @@ def verify_receipt(receipt: Mapping[str, Any], public_key: Ed25519PublicKey) -> 
     except VerificationError as exc:
         raise VerificationError(f"receipt: {exc}") from exc
     size, root = verify_tree_head(_get(receipt, "tree_head", "receipt"), public_key)
-    request = _get(receipt, "request", "receipt")
+    request = _mapping(_get(receipt, "request", "receipt"), "request")
+    for key in ("base_version", "result_version", "evidence"):
+        if receipt.get(key) is not None:
+            _mapping(receipt[key], key)
     items = _get(receipt, "audit", "receipt")
     if not isinstance(items, list) or not items:
         raise VerificationError("receipt holds no audit entries")
     entries = []
     for item in items:
-        entry = _get(item, "entry", "audit item")
+        entry = _mapping(_get(item, "entry", "audit item"), "audit entry")
         _check_inclusion(entry, _get(item, "inclusion_proof", "audit item"), size, root)
         if not _concerns(entry, request):
             raise VerificationError(f"entry {entry['seq']} does not concern request {request.get('id')}")
@@ -258,18 +271,25 @@ def verify_receipt(receipt: Mapping[str, Any], public_key: Ed25519PublicKey) -> 
                     raise VerificationError(f"{key} checkpoint_sha256 differs from entry {e['seq']}")
 
 
+class _UsageError(Exception):
+    pass
+
+
 def _load_json(path: str) -> Any:
     try:
         return json.loads(Path(path).read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
-        raise SystemExit(f"cannot read {path}: {exc}") from exc
+        raise _UsageError(f"cannot read {path}: {exc}") from exc
 
 
 def _load_key(path: str) -> Ed25519PublicKey:
-    text = Path(path).read_text(encoding="utf-8").strip()
-    if text.startswith("{"):
-        doc = json.loads(text)
-        text = doc.get("public_key_pem") or doc.get("public_key_raw_b64") or ""
+    try:
+        text = Path(path).read_text(encoding="utf-8").strip()
+        if text.startswith("{"):
+            doc = json.loads(text)
+            text = doc.get("public_key_pem") or doc.get("public_key_raw_b64") or ""
+    except (OSError, ValueError, AttributeError) as exc:
+        raise _UsageError(f"cannot read public key {path}: {exc}") from exc
     return load_public_key(text)
 
 
@@ -308,8 +328,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             message = f"log of {len(entries)} entries verified, root {root.hex()}"
             if head is None:
                 message += " (no signed tree head given: a truncated log would pass)"
-    except (VerificationError, KeyError, TypeError) as exc:
-        print(f"FAILED: {exc}", file=sys.stderr)
+    except _UsageError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except (VerificationError, KeyError, TypeError, AttributeError) as exc:
+        reason = exc if isinstance(exc, VerificationError) else f"malformed document ({type(exc).__name__}: {exc})"
+        print(f"FAILED: {reason}", file=sys.stderr)
         return 1
     print(f"OK: {message}")
     return 0

@@ -382,3 +382,7 @@ def test_cli(signer, tmp_path, capsys):
     args = ["consistency", str(proof), "--public-key", str(key), "--old-head", str(old), "--new-head", str(head)]
     assert main(args) == 0
     assert main(args[:4] + ["--old-head", str(head), "--new-head", str(old)]) == 1
+    assert main(["log", str(tmp_path / "missing.json"), "--public-key", str(key)]) == 2
+    assert main(["log", str(log), "--public-key", str(tmp_path / "missing.pem")]) == 2
+    entry.write_text(json.dumps({"entry": "not an object"}))
+    assert main(["entry", str(entry), "--public-key", str(key)]) == 1
