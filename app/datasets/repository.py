@@ -20,6 +20,14 @@ def get_dataset(session: Session, *, dataset_id: str, tenant_id: str) -> Dataset
 def add_dataset(session: Session, *, dataset: Dataset, sample_ids: list[str]) -> Dataset:
     session.add(dataset)
     session.flush()
+    connection = session.connection()
+    if connection.dialect.name == "postgresql" and connection.dialect.driver == "psycopg":
+        # COPY in the session's own transaction: several times faster than multi-row INSERTs for 100k+ rows.
+        with connection.connection.driver_connection.cursor() as cursor:
+            with cursor.copy("COPY dataset_rows (dataset_id, row_index, sample_id) FROM STDIN") as copy:
+                for index, sample_id in enumerate(sample_ids):
+                    copy.write_row((dataset.id, index, sample_id))
+        return dataset
     for start in range(0, len(sample_ids), INSERT_CHUNK):
         rows = [
             {"dataset_id": dataset.id, "row_index": start + i, "sample_id": sid}

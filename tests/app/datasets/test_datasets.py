@@ -4,6 +4,7 @@ import numpy as np
 from safetensors.numpy import save
 
 from tests.app.dbcount import row_counts
+from tests.app.fakes import RecordingJobs
 from tests.conftest import auth
 from tests.helpers import digits_ids, digits_safetensors, upload_dataset, upload_digits
 
@@ -104,3 +105,20 @@ def test_idempotent_upload(client, app):
     other = upload_dataset(client, digits_safetensors(rows=11), headers=headers)
     assert other.status_code == 422
     assert row_counts(app) == before
+
+
+def test_deleted_count_counts_distinct_deleted_rows(client, app):
+    from app.deletions.orm import Tombstone
+    from tests.helpers import register_uploaded_model
+
+    app.state.jobs = RecordingJobs()
+    ds = upload_digits(client, rows=30)
+    models = [register_uploaded_model(client, ds["id"], name=f"m{i}") for i in range(2)]
+    for model, ids in zip(models, (["user-1", "user-2"], ["user-2", "user-3"]), strict=True):
+        resp = client.post(f"/v1/models/{model['id']}/deletions", json={"sample_ids": ids})
+        assert resp.status_code == 202
+    assert client.get(f"/v1/datasets/{ds['id']}").json()["deleted_count"] == 0  # pending rows are not deleted
+    with app.state.sessionmaker() as s:  # what publication does
+        s.query(Tombstone).filter(Tombstone.model_id.in_([m["id"] for m in models])).update({"state": "deleted"})
+        s.commit()
+    assert client.get(f"/v1/datasets/{ds['id']}").json()["deleted_count"] == 3
