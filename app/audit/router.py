@@ -8,7 +8,7 @@ Tree heads and proofs cover the whole log: they reveal hashes only.
 import threading
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi import APIRouter, Depends, FastAPI, Path, Query, Request
 
 from app.audit import repository, tree
 from app.audit.receipts import deletion_receipt
@@ -23,9 +23,9 @@ MAX_PAGE = 1000  # entries per page of GET /v1/audit
 _signer_lock = threading.Lock()
 
 
-def get_signer(request: Request) -> Signer:
-    """The log's signer, loaded (or generated) from Settings.audit_signing_key_path on first use."""
-    state = request.app.state
+def init_signer(app: FastAPI) -> Signer:
+    """Load (or generate) the log's signing key from Settings.audit_signing_key_path; call at start-up."""
+    state = app.state
     signer = getattr(state, "audit_signer", None)
     if signer is None:
         with _signer_lock:
@@ -33,6 +33,11 @@ def get_signer(request: Request) -> Signer:
             if signer is None:
                 signer = state.audit_signer = load_or_create_signing_key(state.settings.audit_signing_key_path)
     return signer
+
+
+def get_signer(request: Request) -> Signer:
+    """The log's signer (loaded on first use when start-up did not call init_signer)."""
+    return init_signer(request.app)
 
 
 SignerDep = Annotated[Signer, Depends(get_signer)]
