@@ -57,7 +57,7 @@ FROM base AS runtime-cpu
 COPY --from=venv-cpu /opt/venv /opt/venv
 COPY alembic.ini ./
 COPY migrations ./migrations
-USER unlearn
+USER 10001:10001
 
 FROM runtime-cpu AS migrate
 HEALTHCHECK NONE
@@ -75,7 +75,7 @@ COPY --from=venv-cuda /opt/venv /opt/venv
 ENV NVIDIA_VISIBLE_DEVICES=all \
     NVIDIA_DRIVER_CAPABILITIES=compute,utility \
     UNLEARN_DEVICE=auto
-USER unlearn
+USER 10001:10001
 HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
   CMD ["python", "-c", "import os, redis; redis.Redis.from_url(os.environ.get('REDIS_URL', 'redis://localhost:6379/0'), socket_connect_timeout=3, socket_timeout=3).ping()"]
 CMD ["sh", "-c", "exec python -m workers --device \"${UNLEARN_DEVICE:-auto}\""]

@@ -2,11 +2,15 @@
 
 import ast
 import configparser
+import os
 import re
 import shlex
+import shutil
 import subprocess
 import sys
 import tomllib
+import zipfile
+from pathlib import Path
 
 import pytest
 from packaging.specifiers import SpecifierSet
@@ -109,13 +113,12 @@ def test_installs_the_project_from_pyproject(dockerfile, venv):
 
 
 def test_requirement_split_matches_pyproject(dockerfile, tmp_path):
-    """Run the build step that splits pyproject's dependencies and check what it writes."""
+    """Run the build step that splits pyproject's dependencies, through /bin/sh as Docker does, and check it."""
     (run,) = [i for i in dockerfile.stages["build"].all("RUN") if "tomllib" in i.args]
-    words = shlex.split(run.args)
-    assert words[:2] == ["python", "-c"]
-    code = words[2].replace("/tmp/", f"{tmp_path}/")
+    assert shlex.split(run.args)[:2] == ["python", "-c"]
     (tmp_path / "pyproject.toml").write_bytes((ROOT / "pyproject.toml").read_bytes())
-    subprocess.run([sys.executable, "-c", code], cwd=tmp_path, check=True)
+    env = {"PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}"}
+    subprocess.run(["sh", "-c", run.args.replace("/tmp/", f"{tmp_path}/")], cwd=tmp_path, env=env, check=True)
     deps = PYPROJECT["project"]["dependencies"]
     assert (tmp_path / "requirements.txt").read_text().split("\n")[:-1] == deps
     torch_pins = [d for d in deps if re.match(r"torch\s*[=<>~!]", d)]
@@ -146,3 +149,28 @@ def test_cli_entry_point_exists():
     module, _, func = PYPROJECT["project"]["scripts"]["unlearn"].partition(":")
     tree = ast.parse((ROOT / (module.replace(".", "/") + ".py")).read_text())
     assert any(isinstance(n, ast.FunctionDef) and n.name == func for n in tree.body)
+
+
+def test_project_builds_from_what_the_image_copies(dockerfile, tmp_path):
+    """`pip install --no-deps .` in the image sees only the files COPY'd before it: build a wheel from exactly
+    those (no network, no build isolation) and check the entry points and packages are in it."""
+    context = tmp_path / "context"
+    for copy in dockerfile.stages["build"].all("COPY") + dockerfile.stages["venv-cpu"].all("COPY"):
+        *sources, _dest = copy.args.split()
+        for source in sources:
+            src, dst = ROOT / source, context / source
+            if src.is_dir():
+                shutil.copytree(src, dst, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+            else:
+                dst.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(src, dst)
+    out = tmp_path / "wheel"
+    build = [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation", "-w", str(out), "."]
+    result = subprocess.run(build, cwd=context, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    (wheel,) = out.glob("*.whl")
+    with zipfile.ZipFile(wheel) as zf:
+        names = set(zf.namelist())
+        (entry_points,) = [n for n in names if n.endswith(".dist-info/entry_points.txt")]
+        assert "unlearn = app.cli:main" in zf.read(entry_points).decode()
+    assert {"app/main.py", "app/cli.py", "app/client.py", "workers/__main__.py"} <= names
