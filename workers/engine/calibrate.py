@@ -42,14 +42,14 @@ def _figures(spec, state, forget, holdout, steps=0, seconds=0.0) -> tuple:
     return (r["forget"]["accuracy"], r["forget"]["loss"], r["holdout"]["accuracy"], r["membership_auc"], steps, seconds)
 
 
-def run(tasks: list[str], fractions: list[float], seeds: list[int]) -> str:
+def run(tasks: list[str], fractions: list[float], seeds: list[int], default: UnlearnConfig | None = None) -> str:
+    default = default or UnlearnConfig()
     methods = {
         "IAU reference (Adam lr 1e-3, 1 step)": UnlearnConfig(update="reference"),
-        "IAU default": UnlearnConfig(),
+        "IAU default": default,
     }
-    default = UnlearnConfig()
     out = [
-        f"IAU default: update={default.update} eta={default.eta} retain_weight={default.retain_weight} "
+        f"IAU update under test: update={default.update} eta={default.eta} retain_weight={default.retain_weight} "
         f"max_steps={default.max_steps} target_auc={default.target_auc} auc_tolerance={default.auc_tolerance} "
         f"max_accuracy_drop={default.max_accuracy_drop} correction={default.correction}",
     ]
@@ -98,9 +98,14 @@ def main() -> None:
     parser.add_argument("--fractions", nargs="+", type=float, default=[0.01, 0.05, 0.10])
     parser.add_argument("--seeds", nargs="+", type=int, default=[1, 2, 3])
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    parser.add_argument("--eta", type=float, help="override UnlearnConfig.eta")
+    parser.add_argument("--retain-weight", type=float, help="override UnlearnConfig.retain_weight")
+    parser.add_argument("--max-steps", type=int, help="override UnlearnConfig.max_steps")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    print(run(args.tasks, args.fractions, args.seeds))
+    overrides = {"eta": args.eta, "retain_weight": args.retain_weight, "max_steps": args.max_steps}
+    default = UnlearnConfig(**{k: v for k, v in overrides.items() if v is not None})
+    print(run(args.tasks, args.fractions, args.seeds, default))
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from workers.engine.zoo import ArchSpec, build_model, prepare_inputs
+from workers.engine.zoo import ArchSpec, build_model, load_model, prepare_inputs
 
 _NORM_EPS = 1e-12  # added under the square root of the gradient norm
 
@@ -59,9 +59,7 @@ def train(
     x_all = prepare_inputs(spec, features)  # (N, D) or (N, C, 32, 32), on the CPU
     y_all = labels.to(torch.int64)  # (N,)
 
-    model = build_model(spec)
-    model.load_state_dict(init_state(spec, cfg.seed))
-    model = model.to(device).train()
+    model = load_model(spec, init_state(spec, cfg.seed), device).train()
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     gen = torch.Generator().manual_seed(cfg.seed)
