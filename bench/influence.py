@@ -22,7 +22,9 @@ from torch.func import functional_call
 
 @dataclass
 class InfluenceConfig:
-    damping: float = 0.01  # lambda added to the Hessian diagonal
+    damping: float = 0.01  # lambda added to the Hessian diagonal (starting value)
+    damping_growth: float = 10.0  # multiply lambda by this and restart CG on non-positive curvature
+    max_restarts: int = 4  # restarts allowed; after the last one the solution so far is used
     cg_iters: int = 50  # conjugate-gradient iteration budget (each iteration = one pass over D_r)
     cg_tol: float = 1e-4  # stop when ||residual|| <= cg_tol * ||rhs||
     chunk_size: int = 4096  # rows per forward/backward chunk
@@ -32,9 +34,10 @@ class InfluenceConfig:
 @dataclass
 class InfluenceResult:
     state_dict: dict[str, Tensor]
-    cg_iters: int  # iterations actually run
+    cg_iters: int  # iterations run, over every restart (each = one pass over D_r)
     rel_residual: float  # ||H v - rhs|| / ||rhs|| at the end
-    negative_curvature: bool  # CG met a direction with p^T (H + lambda I) p <= 0 and stopped there
+    damping: float  # lambda actually used
+    restarts: int  # CG restarts after non-positive curvature
 
 
 def _loss_sum(model: nn.Module, params: dict[str, Tensor], x: Tensor, y: Tensor) -> Tensor:
@@ -67,6 +70,32 @@ def _dot(a: list[Tensor], b: list[Tensor]) -> Tensor:
     return sum((ai * bi).sum() for ai, bi in zip(a, b, strict=True))
 
 
+def _cg(apply_a, rhs: list[Tensor], cfg: InfluenceConfig) -> tuple[list[Tensor], int, float, bool]:
+    """Conjugate gradient on A s = rhs from s = 0: (s, iterations, relative residual, hit non-positive
+    curvature). On non-positive curvature the iterate so far is returned."""
+    sol = [torch.zeros_like(r) for r in rhs]
+    res = [r.clone() for r in rhs]
+    p = [r.clone() for r in rhs]
+    rr = _dot(res, res)
+    rhs_norm = rr.sqrt().clamp_min(1e-30)
+    iters = 0
+    for _ in range(cfg.cg_iters):
+        if rr.sqrt() <= cfg.cg_tol * rhs_norm:
+            break
+        ap = apply_a(p)
+        pap = _dot(p, ap)
+        iters += 1
+        if pap <= 0:
+            return sol, iters, float(rr.sqrt() / rhs_norm), True
+        step = rr / pap
+        sol = [s + step * pi for s, pi in zip(sol, p, strict=True)]
+        res = [r - step * a for r, a in zip(res, ap, strict=True)]
+        rr_new = _dot(res, res)
+        p = [r + (rr_new / rr) * pi for r, pi in zip(res, p, strict=True)]
+        rr = rr_new
+    return sol, iters, float(rr.sqrt() / rhs_norm), False
+
+
 def influence_unlearn(
     model: nn.Module,
     x: Tensor,
@@ -87,35 +116,20 @@ def influence_unlearn(
 
     rhs = [g / len(y_r) for g in _grad_sum(model, params, x[forget_idx], y[forget_idx], cfg.chunk_size, device)]
 
-    def apply_a(v: list[Tensor]) -> list[Tensor]:
+    def _damped_hvp(v: list[Tensor], lam: float) -> list[Tensor]:
         hv = _hvp(model, params, x_r, y_r, v, cfg.chunk_size, device)
-        return [h + cfg.damping * vi for h, vi in zip(hv, v, strict=True)]
+        return [h + lam * vi for h, vi in zip(hv, v, strict=True)]
 
-    # Conjugate gradient on (H_r + lambda I) s = rhs, from s = 0.
-    sol = [torch.zeros_like(r) for r in rhs]
-    res = [r.clone() for r in rhs]
-    p = [r.clone() for r in rhs]
-    rr = _dot(res, res)
-    rhs_norm = rr.sqrt().clamp_min(1e-30)
-    iters, negative = 0, False
-    for _ in range(cfg.cg_iters):
-        if rr.sqrt() <= cfg.cg_tol * rhs_norm:
+    damping, restarts, total_iters = cfg.damping, 0, 0
+    while True:
+        sol, iters, rel, negative = _cg(lambda v, lam=damping: _damped_hvp(v, lam), rhs, cfg)
+        total_iters += iters
+        if not negative or restarts >= cfg.max_restarts:
             break
-        ap = apply_a(p)
-        pap = _dot(p, ap)
-        iters += 1
-        if pap <= 0:  # indefinite despite damping: keep the solution so far
-            negative = True
-            break
-        step = rr / pap
-        sol = [s + step * pi for s, pi in zip(sol, p, strict=True)]
-        res = [r - step * a for r, a in zip(res, ap, strict=True)]
-        rr_new = _dot(res, res)
-        p = [r + (rr_new / rr) * pi for r, pi in zip(res, p, strict=True)]
-        rr = rr_new
+        damping, restarts = damping * cfg.damping_growth, restarts + 1
 
     state = {k: v.detach().clone() for k, v in model.state_dict().items()}
     for (k, _), s in zip(params.items(), sol, strict=True):
         state[k] = (params[k].detach() + cfg.scale * s).to(state[k].dtype)
     state = {k: v.to("cpu") for k, v in state.items()}
-    return InfluenceResult(state, iters, float(rr.sqrt() / rhs_norm), negative)
+    return InfluenceResult(state, total_iters, rel, damping, restarts)

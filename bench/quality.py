@@ -30,7 +30,7 @@ METHODS = [
         "iau",
         UnlearnConfig(update="gradient", eta=0.5, max_steps=100, target_auc=0.5, auc_tolerance=0.02),
     ),
-    ("influence function (CG, damping 0.01)", "influence", InfluenceConfig()),
+    ("influence function (CG, adaptive damping from 0.01)", "influence", InfluenceConfig()),
 ]
 ORIGINAL, RETRAIN = "original", "retrain (gold)"
 
@@ -75,7 +75,12 @@ def run_seed(sc: tasks.Scenario, seed: int, device: torch.device, methods=METHOD
             model = load_model(spec, orig, device)
             res, secs = timed(device, influence_unlearn, model, prepare_inputs(spec, t.x), t.y, f, cfg, device)
             state = res.state_dict
-            extra = {"steps": res.cg_iters, "cg_residual": res.rel_residual, "cg_negative": res.negative_curvature}
+            extra = {
+                "steps": res.cg_iters,
+                "cg_residual": res.rel_residual,
+                "damping": res.damping,
+                "restarts": res.restarts,
+            }
         rows[label] = measure(sc, seed, state, z_ref, device) | {"seconds": secs, "kind": kind} | extra
     for r in rows.values():
         r["time_vs_retrain"] = r["seconds"] / retrain_s
