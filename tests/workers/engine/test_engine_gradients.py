@@ -60,7 +60,7 @@ def test_batchnorm_statistics_are_not_touched():
         if k.endswith("running_mean"):
             v.normal_()
     before = {k: v.clone() for k, v in state.items()}
-    x, y = torch.rand(4, 1, 32, 32), torch.tensor([0, 1, 2, 1])
+    x, y = torch.rand(3, 1, 32, 32), torch.tensor([0, 1, 2])
     grads = gradient_sum(spec, state, x, y, CPU, chunk_size=2)
     assert "bn1.weight" in grads and "bn1.running_mean" not in grads
     assert all(torch.equal(state[k], before[k]) for k in before)
