@@ -36,6 +36,7 @@ RETRY_STATUSES = {429, 502, 503, 504}  # answered with a wait, for requests that
 MAX_TRIES = 4
 MAX_RETRY_WAIT_S = 10.0  # cap on a server's Retry-After
 TERMINAL = {"succeeded", "failed"}  # deletion request states that do not change any more
+USER_AGENT = f"unlearn-client/1 httpx/{httpx.__version__}"
 
 
 class Problem(TypedDict, total=False):
@@ -156,7 +157,7 @@ class UnlearnClient:
         timeout: float = DEFAULT_TIMEOUT_S,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
-        headers = {"Accept": "application/json, application/problem+json"}
+        headers = {"Accept": "application/json, application/problem+json", "User-Agent": USER_AGENT}
         if api_key:
             headers["Authorization"] = f"Bearer {api_key}"
         self.base_url = base_url.rstrip("/")
