@@ -183,7 +183,9 @@ class UnlearnClient:
                 if retry and attempt < MAX_TRIES and isinstance(exc, httpx.ConnectError | httpx.ReadError):
                     time.sleep(0.5 * attempt)
                     continue
-                raise ClientError(0, "service unreachable", f"{method} {self.base_url}{path}: {exc}") from exc
+                title = "service unreachable" if isinstance(exc, httpx.ConnectError) else "request failed"
+                detail = f"{method} {self.base_url}{path}: {type(exc).__name__} {exc}".rstrip()
+                raise ClientError(0, title, detail) from exc
             if retry and response.status_code in RETRY_STATUSES and attempt < MAX_TRIES:
                 time.sleep(self._retry_after(response, attempt))
                 continue
