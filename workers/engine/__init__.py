@@ -1,5 +1,6 @@
 """The IAU compute engine: model zoo, training, unlearning updates and removal evidence (plain torch)."""
 
+from workers.engine.cache import GradCache, build_cache
 from workers.engine.checkpoint import (
     checkpoint_bytes,
     load_checkpoint,
@@ -15,7 +16,7 @@ from workers.engine.evidence import (
     param_distance,
 )
 from workers.engine.gradients import gradient_sum
-from workers.engine.iau import GradCache, UnlearnConfig, UnlearnResult, build_cache, unlearn
+from workers.engine.iau import UnlearnConfig, UnlearnResult, unlearn
 from workers.engine.retrain import retrain
 from workers.engine.train import TrainConfig, train
 from workers.engine.zoo import (

@@ -43,6 +43,7 @@ from typing import Literal
 import torch
 from torch import Tensor
 
+from workers.engine.cache import GradCache, cached_retained_sum
 from workers.engine.checkpoint import sha256_state_dict
 from workers.engine.device import synchronize
 from workers.engine.evidence import (
@@ -76,39 +77,13 @@ class UnlearnConfig:
 
 
 @dataclass
-class GradCache:
-    grad_sum: dict[str, Tensor]  # G = sum over covered rows of grad l at the cache version's theta
-    rows: int  # number of rows G sums over
-    version: int  # model version whose parameters G was computed at
-    covered: Tensor | None = None  # BoolTensor (N,): rows G covers; None = exactly D_r and D_f of the request
-
-
-@dataclass
 class UnlearnResult:
     state_dict: dict[str, Tensor]  # new parameters, on the CPU
     evidence: dict  # JSON-serialisable measurements (evidence.py)
     steps: int  # update steps applied
 
 
-def build_cache(
-    spec: ArchSpec,
-    state_dict: dict[str, Tensor],
-    features: Tensor,
-    labels: Tensor,
-    live_mask: Tensor,
-    version: int,
-    device: torch.device,
-    chunk_size: int = 1024,
-) -> GradCache:
-    """G for a version: the gradient sum over its live rows at its own parameters."""
-    from workers.engine.gradients import gradient_sum
-
-    live_idx = live_mask.nonzero().flatten()  # (|D|,)
-    grad = gradient_sum(spec, state_dict, features, labels, device, chunk_size=chunk_size, index=live_idx)
-    return GradCache(grad_sum=grad, rows=int(live_idx.numel()), version=version, covered=live_mask.clone())
-
-
-def _check_rows(retain_mask: Tensor, forget_idx: Tensor, n: int) -> tuple[Tensor, Tensor]:
+def check_rows(retain_mask: Tensor, forget_idx: Tensor, n: int) -> tuple[Tensor, Tensor]:
     if retain_mask.dtype != torch.bool or retain_mask.shape != (n,):
         raise ValueError(f"retain_mask must be a bool tensor of shape ({n},)")
     forget_idx = forget_idx.to(torch.int64).flatten().cpu()
@@ -125,34 +100,6 @@ def _check_rows(retain_mask: Tensor, forget_idx: Tensor, n: int) -> tuple[Tensor
     if retain_idx.numel() == 0:
         raise ValueError("forgetting every live row leaves nothing to retain; use the retrain method")
     return retain_idx, forget_idx
-
-
-def _cached_retained_sum(
-    cache: GradCache, sum_f: dict[str, Tensor], model, spec, features, labels, retain_mask, forget_idx, cfg
-) -> tuple[dict[str, Tensor], int]:
-    """sum_{D_r} grad l from the cache; returns it and the number of other rows subtracted."""
-    n_live = int(retain_mask.sum()) + forget_idx.numel()
-    if cache.covered is None:
-        if cache.rows != n_live:
-            raise ValueError(
-                f"gradient cache covers {cache.rows} rows but the request has {n_live} live rows; "
-                "pass GradCache.covered to use a cache built over a different set of rows"
-            )
-        extra_idx = torch.zeros(0, dtype=torch.int64)
-    else:
-        covered = cache.covered.to(torch.bool).cpu()
-        if (retain_mask & ~covered).any() or not covered[forget_idx].all():
-            raise ValueError("gradient cache does not cover every retained and forgotten row")
-        stale = covered.clone()
-        stale[retain_mask] = False
-        stale[forget_idx] = False
-        extra_idx = stale.nonzero().flatten()  # rows deleted after the cache was built
-    device = next(model.parameters()).device
-    out = {k: cache.grad_sum[k].to(device=device, dtype=v.dtype) - v for k, v in sum_f.items()}
-    if extra_idx.numel():
-        extra = model_gradient_sum(model, spec, features, labels, extra_idx, cfg.chunk_size)
-        out = {k: v - extra[k] for k, v in out.items()}
-    return out, int(extra_idx.numel())
 
 
 def _subsample(rows: tuple[Tensor, Tensor] | None, size: int, seed: int) -> tuple[Tensor, Tensor] | None:
@@ -206,7 +153,7 @@ def unlearn(
     """Remove the influence of rows `forget_idx` from `state_dict`; rows in `retain_mask` stay (D_r)."""
     clock = _Clock(device)
     n = labels.shape[0]
-    retain_idx, forget_idx = _check_rows(retain_mask, forget_idx, n)
+    retain_idx, forget_idx = check_rows(retain_mask, forget_idx, n)
     if cfg.correction == "cached" and cache is None:
         raise ValueError("correction 'cached' needs a GradCache")
     if cfg.update not in ("reference", "gradient") or cfg.correction not in ("exact", "cached"):
@@ -231,8 +178,8 @@ def unlearn(
     if cfg.correction == "exact":
         sum_r = model_gradient_sum(model, spec, features, labels, retain_idx, cfg.chunk_size)
     else:
-        sum_r, extra_rows = _cached_retained_sum(
-            cache, sum_f, model, spec, features, labels, retain_mask, forget_idx, cfg
+        sum_r, extra_rows = cached_retained_sum(
+            cache, sum_f, model, spec, features, labels, retain_mask, forget_idx, cfg.chunk_size
         )
     clock.lap("retained_gradient")
     progress(0.3)

@@ -16,7 +16,7 @@ from torch import Tensor
 from workers.engine.checkpoint import sha256_state_dict
 from workers.engine.device import synchronize
 from workers.engine.evidence import forget_commitment, param_distance, retained_sample_index, snapshot
-from workers.engine.iau import UnlearnResult, _check_rows
+from workers.engine.iau import UnlearnResult, check_rows
 from workers.engine.train import TrainConfig, train
 from workers.engine.zoo import ArchSpec, load_model
 
@@ -39,7 +39,7 @@ def retrain(
 ) -> UnlearnResult:
     """Train a new model on the rows in `retain_mask`; `state_dict` is the version being replaced."""
     n = labels.shape[0]
-    retain_idx, forget_idx = _check_rows(retain_mask, forget_idx, n)
+    retain_idx, forget_idx = check_rows(retain_mask, forget_idx, n)
     if sample_ids is not None and len(sample_ids) != n:
         raise ValueError(f"sample_ids has {len(sample_ids)} entries for {n} rows")
     timings, start = {}, time.perf_counter()
