@@ -205,7 +205,7 @@ def cmd_status(client: UnlearnClient, args: argparse.Namespace) -> int:
 
 
 def cmd_download(client: UnlearnClient, args: argparse.Namespace) -> int:
-    version = args.version
+    version: int | str = int(args.version) if args.version.isdigit() else args.version
     if version == "latest":  # pin the number first, so a version published meanwhile cannot swap the file
         version = client.get_version(args.model_id, "latest")["version"]
     dest = Path(args.output or f"{args.model_id}-v{version}.safetensors")
