@@ -3,6 +3,10 @@
 ``append_entry`` runs inside the caller's transaction: the entry commits or rolls back with the change it
 records. It takes the log's write lock first (held until that transaction ends), then reads the last entry, so
 entries from many API processes and workers get gap-free sequence numbers and one unbroken chain.
+
+Call it last in the transaction, just before the commit: the lock is held until the transaction ends, so every
+other append waits for it. It relies on READ COMMITTED (PostgreSQL's default): under REPEATABLE READ the last
+entry read could predate the lock, and the insert would fail on the primary key (never fork the chain).
 """
 
 import logging

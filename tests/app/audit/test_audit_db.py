@@ -166,7 +166,7 @@ def test_rolled_back_append_leaves_no_gap(sessions):
 def test_concurrent_writers_gap_free_and_verifying(url, sessions, signer):
     """8 writers, each append its own transaction, 500 entries in all (some rolled back): one unbroken log."""
     start = len(all_entries(sessions))
-    writers, total = 8, 500 if make_url(url).get_backend_name() == "postgresql" else 160
+    writers, total = 8, 500 if make_url(url).get_backend_name() == "postgresql" else 96
     errors: list[BaseException] = []
     barrier = threading.Barrier(writers)
 
@@ -260,3 +260,35 @@ def test_fork_refused_by_the_database(sessions):
             )
         )  # fmt: skip
         s.commit()
+
+
+def test_migration_downgrades_and_upgrades(tmp_path):
+    from alembic import command
+
+    from app.core.migrate import alembic_config
+
+    name = f"audit_mig_{secrets.token_hex(6)}"
+    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    pg = make_url(PG_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+    try:
+        for url in (pg, f"sqlite:///{tmp_path / 'mig.db'}"):
+            upgrade(url)
+            command.downgrade(alembic_config(url), "0001")
+            engine = make_engine(url)
+            with engine.connect() as conn:
+                assert not engine.dialect.has_table(conn, "audit_entries")
+            engine.dispose()
+            upgrade(url)
+            engine = make_engine(url)
+            with Session(engine) as s:
+                append_entry(s, actor="k", event_type="model.registered")
+                s.commit()
+                with pytest.raises(DBAPIError, match="append-only"):
+                    s.execute(text("DELETE FROM audit_entries"))
+            engine.dispose()
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
