@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import sys
 import threading
 
 from rq import SimpleWorker
@@ -17,6 +18,7 @@ from rq.job import Job
 from rq.registry import ScheduledJobRegistry
 
 from app.core.config import get_settings
+from app.core.logging import JsonFormatter, configure_logging, log_event
 from workers.queue import get_queue, get_redis
 
 log = logging.getLogger("workers")
@@ -34,7 +36,7 @@ def enqueue_due_retries() -> int:
             continue  # another worker claimed it
         try:
             job = Job.fetch(job_id, connection=get_redis())
-        except Exception:  # noqa: BLE001 - a job that vanished is rebuilt by the reconciler
+        except Exception:  # a job that vanished is rebuilt by the reconciler
             continue
         queue.enqueue_job(job)
         moved += 1
@@ -60,8 +62,20 @@ class Maintenance(threading.Thread):
                 if waited >= self.interval:
                     waited = 0.0
                     reconcile()
-            except Exception:  # noqa: BLE001 - keep the thread alive across database or Redis outages
-                log.exception("maintenance.failed")
+            except Exception:  # keep the thread alive across database or Redis outages
+                log_event(log, "maintenance.failed", level=logging.ERROR, exc_info=True)
+
+
+def configure_worker_logging(level: str) -> None:
+    """JSON event lines for the service's loggers (app.*, workers.*); RQ's own lines as plain text."""
+    configure_logging(level)
+    workers_log = logging.getLogger("workers")
+    workers_log.setLevel(level.upper())
+    if not workers_log.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(JsonFormatter())
+        workers_log.addHandler(handler)
+        workers_log.propagate = False
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -72,13 +86,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     settings = get_settings()
-    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    configure_worker_logging(settings.log_level)
     if args.device:
         os.environ["UNLEARN_WORKER_DEVICE"] = args.device
 
     from workers.reconciler import reconcile
 
-    log.info("worker.starting queue=%s device=%s", settings.queue_name, args.device or settings.device)
+    log_event(log, "worker.starting", queue=settings.queue_name, device=args.device or settings.device)
     reconcile()
     enqueue_due_retries()
     maintenance = None

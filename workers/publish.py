@@ -1,15 +1,16 @@
 """Publication and retention: the transactions that make a version visible, fail requests, and purge.
 
 publish_version is the publication point of a deletion update: one transaction records the new version, the
-requests' results, the tombstones and the audit entries, after the checkpoint blob is fully written. A crash
-before its commit leaves nothing visible; after it, the requests are `succeeded` and a retry does nothing.
-Purging a superseded version (design.md section 5) runs after that commit, and again from the reconciler for
-any version a crash left behind.
+requests' results, the tombstones, the superseded version's purge (its download answers 410 from that moment,
+design.md section 5) and the audit entries, after the checkpoint blob is fully written. A crash before its
+commit leaves nothing visible; after it, the requests are `succeeded` and a retry does nothing. The superseded
+blobs are deleted right after the commit, and again by the reconciler if a crash came in between.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import delete, func, select, update
@@ -21,6 +22,8 @@ from app.deletions.orm import DeletionRequest, Tombstone
 from app.models.orm import Model, ModelVersion
 from workers.datastore import get_store
 from workers.jobs.common import audit, event
+
+LEFTOVER_WINDOW = timedelta(days=1)  # how far back the reconciler looks for blobs of purged versions
 
 
 class PublishConflict(Exception):
@@ -93,7 +96,7 @@ def publish_version(
             .values(state="deleted", deleted_in_version=new_version, deleted_at=now)
         )
         model.latest_version = new_version
-        session.flush()
+        superseded = _mark_purged(session, model, base_version, superseded_by=new_version)
         for outcome in outcomes:
             request = requests[outcome.request_id]
             audit(
@@ -116,6 +119,10 @@ def publish_version(
             },
             evidence=evidence_summary,
         )
+    if superseded is not None:
+        delete_blob_if_unused(superseded[0])
+        delete_blob_if_unused(superseded[1])
+        event("version.purged", model_id=model_id, version=base_version)
     return new_version
 
 
@@ -183,36 +190,60 @@ def delete_blob_if_unused(sha256: str | None) -> bool:
     return True
 
 
+def _mark_purged(session: Session, model: Model, version: int, *, superseded_by: int) -> tuple[str, str | None] | None:
+    """In the caller's transaction: the version becomes `purged` (downloads answer 410) and is audited.
+
+    Returns its (checkpoint sha256, gradient cache sha256) so the caller deletes the blobs after the commit.
+    """
+    row = session.execute(
+        update(ModelVersion)
+        .where(
+            ModelVersion.model_id == model.id,
+            ModelVersion.version == version,
+            ModelVersion.state == "available",
+        )
+        .values(state="purged", purged_at=utcnow())
+        .returning(ModelVersion.checkpoint_sha256, ModelVersion.grad_cache_sha256)
+    ).first()
+    session.flush()
+    if row is None:
+        return None
+    checkpoint_sha, cache_sha = row
+    audit(
+        session,
+        event_type="version.purged",
+        tenant_id=model.tenant_id,
+        refs={"model_id": model.id, "version": version, "checkpoint_sha256": checkpoint_sha},
+        evidence={"superseded_by": superseded_by},
+    )
+    return checkpoint_sha, cache_sha
+
+
 def purge_version(*, model_id: str, version: int) -> bool:
-    """Purge a superseded version: state purged, audit entry, then its checkpoint and cache blobs go."""
+    """Purge a superseded version left available (e.g. by an older release); then its blobs go."""
     with session_scope() as session:
         model = session.get(Model, model_id)
         if model is None or model.latest_version is None or version >= model.latest_version:
             return False  # only a superseded version is purged
-        row = session.execute(
-            update(ModelVersion)
-            .where(
-                ModelVersion.model_id == model_id,
-                ModelVersion.version == version,
-                ModelVersion.state == "available",
-            )
-            .values(state="purged", purged_at=utcnow())
-            .returning(ModelVersion.checkpoint_sha256, ModelVersion.grad_cache_sha256)
-        ).first()
-        if row is None:
-            return False
-        checkpoint_sha, cache_sha = row
-        audit(
-            session,
-            event_type="version.purged",
-            tenant_id=model.tenant_id,
-            refs={"model_id": model_id, "version": version, "checkpoint_sha256": checkpoint_sha},
-            evidence={"superseded_by": model.latest_version},
-        )
-    delete_blob_if_unused(checkpoint_sha)
-    delete_blob_if_unused(cache_sha)
+        shas = _mark_purged(session, model, version, superseded_by=model.latest_version)
+    if shas is None:
+        return False
+    delete_blob_if_unused(shas[0])
+    delete_blob_if_unused(shas[1])
     event("version.purged", model_id=model_id, version=version)
     return True
+
+
+def leftover_blobs(*, within: timedelta = LEFTOVER_WINDOW) -> list[str]:
+    """Blobs of versions purged within `within` that are still on disk (a crash between commit and delete)."""
+    store = get_store()
+    with session_scope() as session:
+        rows = session.execute(
+            select(ModelVersion.checkpoint_sha256, ModelVersion.grad_cache_sha256).where(
+                ModelVersion.state == "purged", ModelVersion.purged_at >= utcnow() - within
+            )
+        ).all()
+    return [sha for pair in rows for sha in pair if sha and store.exists(sha)]
 
 
 def superseded_versions() -> list[tuple[str, int]]:

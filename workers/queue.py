@@ -24,6 +24,7 @@ from rq.job import Job, JobStatus
 from sqlalchemy import update
 
 from app.core.config import get_settings
+from app.core.logging import log_event
 
 log = logging.getLogger("workers.queue")
 
@@ -35,8 +36,12 @@ FAILURE_TTL_S = 7 * 24 * 3600  # seconds a failed job's record stays in Redis
 
 
 @lru_cache
+def _redis(url: str) -> Redis:
+    return Redis.from_url(url)
+
+
 def get_redis() -> Redis:
-    return Redis.from_url(get_settings().redis_url)
+    return _redis(get_settings().redis_url)
 
 
 def get_queue() -> Queue:
@@ -98,7 +103,7 @@ def enqueue_training(model_id: str, *, force: bool = False) -> str:
         description=f"train model {model_id}",
         force=force,
     )
-    log.info("job.enqueued kind=train model_id=%s job_id=%s", model_id, job.id)
+    log_event(log, "job.enqueued", kind="train", model_id=model_id, job_id=job.id)
     return job.id
 
 
@@ -128,7 +133,7 @@ def enqueue_deletion(request_id: str, model_id: str | None = None, *, delay_s: f
         description=f"apply deletions to model {model_id} (request {request_id})",
         delay_s=delay_s,
     )
-    log.info("job.enqueued kind=deletion model_id=%s request_id=%s job_id=%s", model_id, request_id, job_id)
+    log_event(log, "job.enqueued", kind="deletion", model_id=model_id, request_id=request_id, job_id=job_id)
     return job_id
 
 
@@ -141,5 +146,5 @@ def enqueue_cache_refresh(model_id: str, version: int) -> str:
         description=f"refresh gradient cache of model {model_id} version {version}",
         force=False,
     )
-    log.info("job.enqueued kind=cache model_id=%s version=%s job_id=%s", model_id, version, job.id)
+    log_event(log, "job.enqueued", kind="cache", model_id=model_id, version=version, job_id=job.id)
     return job.id

@@ -8,7 +8,8 @@ Runs when a worker starts and then every Settings.reconcile_interval_s. It re-en
 - every model in `training` with no live training job;
 - the gradient-cache refresh of each latest version that has none and no job for it;
 
-and purges any superseded version a crash left available. Every job is idempotent, so a needless re-enqueue
+and purges any superseded version left available, and deletes blobs of purged versions that a crash left on
+disk. Every job is idempotent, so a needless re-enqueue
 costs a short no-op, never a second deletion.
 """
 
@@ -22,10 +23,11 @@ from rq.job import JobStatus
 from sqlalchemy import select
 
 from app.core.db import session_scope, utcnow
+from app.core.logging import log_event
 from app.deletions.orm import DeletionRequest
 from app.models.orm import Model, ModelVersion
 from workers.locks import is_locked
-from workers.publish import purge_version, superseded_versions
+from workers.publish import delete_blob_if_unused, leftover_blobs, purge_version, superseded_versions
 from workers.queue import (
     PENDING_STATUSES,
     enqueue_cache_refresh,
@@ -46,6 +48,7 @@ class Report:
     trainings: list[str] = field(default_factory=list)  # model ids re-enqueued
     caches: list[tuple[str, int]] = field(default_factory=list)  # (model id, version) enqueued
     purged: list[tuple[str, int]] = field(default_factory=list)  # (model id, version) purged
+    blobs: list[str] = field(default_factory=list)  # sha256 of purged versions' blobs deleted
 
 
 def _job_will_run(job_id: str | None, model_id: str) -> bool:
@@ -106,13 +109,18 @@ def reconcile() -> Report:
     for model_id, version in superseded_versions():
         if not model_busy(model_id) and purge_version(model_id=model_id, version=version):
             report.purged.append((model_id, version))
+    for sha in leftover_blobs():
+        if delete_blob_if_unused(sha):
+            report.blobs.append(sha)
 
-    if report.deletions or report.trainings or report.purged:
-        log.info(
-            "reconcile.done deletions=%d trainings=%d caches=%d purged=%d",
-            len(report.deletions),
-            len(report.trainings),
-            len(report.caches),
-            len(report.purged),
+    if report.deletions or report.trainings or report.purged or report.blobs:
+        log_event(
+            log,
+            "reconcile.done",
+            deletions=len(report.deletions),
+            trainings=len(report.trainings),
+            caches=len(report.caches),
+            purged=len(report.purged),
+            blobs=len(report.blobs),
         )
     return report

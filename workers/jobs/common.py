@@ -13,7 +13,9 @@ from safetensors.torch import save as st_save
 from sqlalchemy.orm import Session
 from torch import Tensor
 
+from app.core import audit_hook, orm_registry  # noqa: F401 - every table known to the ORM
 from app.core.config import get_settings
+from app.core.logging import log_event
 from workers.datastore import get_store
 from workers.engine import ArchSpec, checkpoint_bytes, load_checkpoint, resolve_device
 
@@ -33,10 +35,9 @@ def current_job_id() -> str | None:
     return job.id if job is not None else None
 
 
-def event(name: str, **fields: Any) -> None:
-    """Log a structured event `name k=v ...`, bound to the current job id."""
-    fields = {"job_id": current_job_id(), **fields}
-    log.info("%s %s", name, " ".join(f"{k}={v}" for k, v in fields.items()))
+def event(name: str, *, level: int = logging.INFO, **fields: Any) -> None:
+    """Log a structured event (dotted name plus key/value fields), bound to the current job id."""
+    log_event(log, name, level=level, job_id=current_job_id(), **fields)
 
 
 def device() -> torch.device:
@@ -57,12 +58,10 @@ def audit(
     refs: dict[str, Any],
     evidence: dict[str, Any] | None = None,
 ) -> None:
-    """Append an audit entry inside the caller's transaction (skipped while the audit module is absent)."""
-    try:
-        from app.audit.service import append_entry
-    except ImportError:  # the audit log is an optional module of the service
-        return
-    append_entry(session, actor=ACTOR, event_type=event_type, tenant_id=tenant_id, refs=refs, evidence=evidence)
+    """Append an audit entry inside the caller's transaction, so it commits or rolls back with the change."""
+    audit_hook.audit(
+        session, actor=ACTOR, event_type=event_type, tenant_id=tenant_id, refs=refs, evidence=evidence or {}
+    )
 
 
 def arch_spec(architecture: dict[str, Any]) -> ArchSpec:

@@ -30,7 +30,7 @@ from workers.datastore import TrainingData, live_mask, load_dataset, request_row
 from workers.jobs.common import PermanentError, audit, current_job_id, event, short_error, write_checkpoint
 from workers.jobs.updates import request_evidence, run_update
 from workers.locks import LockUnavailable, model_lock
-from workers.publish import Outcome, fail_requests, publish_version, purge_version
+from workers.publish import Outcome, fail_requests, publish_version
 
 RETRY_WAIT = "retry_wait"  # stage of a queued request waiting for its retry job
 RETRY_BACKOFF_S = (2.0, 10.0, 60.0, 300.0)  # delay before retry k (1-based); the last value repeats
@@ -121,8 +121,8 @@ def _apply_batch(model_id: str, batch: Batch, job_id: str | None) -> int | None:
     settings = get_settings()
     attempts = _mark_running(model_id, batch, job_id)
     try:
-        new_version, base_version = _run_and_publish(model_id, batch, job_id)
-    except Exception as exc:  # noqa: BLE001 - every failure is recorded on the requests
+        new_version = _run_and_publish(model_id, batch, job_id)
+    except Exception as exc:  # every failure is recorded on the requests
         error = short_error(exc)
         event("deletion.attempt_failed", model_id=model_id, requests=",".join(batch.request_ids), error=error)
         give_up = {
@@ -136,21 +136,17 @@ def _apply_batch(model_id: str, batch: Batch, job_id: str | None) -> int | None:
         if retry:
             _schedule_retries(model_id, retry, attempts, error)
         return None
-    _after_publish(model_id, base_version, new_version)
+    _after_publish(model_id, new_version)
     return new_version
 
 
-def _after_publish(model_id: str, old_version: int, new_version: int) -> None:
-    """Purge the superseded version and queue the new version's cache; the reconciler redoes either on failure."""
+def _after_publish(model_id: str, new_version: int) -> None:
+    """Queue the new version's gradient cache refresh (the reconciler queues it if this fails)."""
     from workers.queue import enqueue_cache_refresh
 
     try:
-        purge_version(model_id=model_id, version=old_version)
-    except Exception as exc:  # noqa: BLE001
-        event("version.purge_failed", model_id=model_id, version=old_version, error=short_error(exc))
-    try:
         enqueue_cache_refresh(model_id, new_version)
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:  # the reconciler redoes it
         event("cache.enqueue_failed", model_id=model_id, version=new_version, error=short_error(exc))
 
 
@@ -225,8 +221,8 @@ class _Progress:
                     setattr(r, k, v)
 
 
-def _run_and_publish(model_id: str, batch: Batch, job_id: str | None) -> tuple[int, int]:
-    """Run the update and commit the new version; returns (new version, superseded version)."""
+def _run_and_publish(model_id: str, batch: Batch, job_id: str | None) -> int:
+    """Run the update and commit the new version (purging the superseded one); returns the new version."""
     progress = _Progress(batch.request_ids)
     with session_scope() as session:
         model = session.get(Model, model_id)
@@ -292,4 +288,4 @@ def _run_and_publish(model_id: str, batch: Batch, job_id: str | None) -> tuple[i
         rows=int(forget_idx.numel()),
         checkpoint_sha256=sha,
     )
-    return new_version, base_info["version"]
+    return new_version
