@@ -24,7 +24,7 @@ _DTYPES = {
 }
 
 
-def check_architecture(architecture: Architecture, dataset: Dataset):
+def check_architecture(*, architecture: Architecture, dataset: Dataset):
     """The zoo spec for `architecture`, after checking it can be built and fits the data set's rows and
     classes; raises Unprocessable naming the problem."""
     from workers.engine import ArchSpec, ZooError, expected_feature_count, validate_spec
@@ -50,7 +50,7 @@ def check_architecture(architecture: Architecture, dataset: Dataset):
     return spec
 
 
-def check_checkpoint(spec, path: Path) -> None:
+def check_checkpoint(*, spec, path: Path) -> None:
     """Compare the checkpoint's tensor names, shapes and dtypes with the architecture's state_dict layout
     (read from the safetensors header only; no tensor is loaded, nothing is unpickled)."""
     import torch

@@ -60,7 +60,7 @@ def _audit_registered(session: Session, *, principal: Principal, model: Model, e
 def register_for_training(session: Session, *, principal: Principal, body: ModelTrain) -> Model:
     """A model in status `training`; the caller enqueues its training job after commit."""
     dataset = _dataset(session, principal=principal, dataset_id=body.dataset_id)
-    check_architecture(body.architecture, dataset)
+    check_architecture(architecture=body.architecture, dataset=dataset)
     model = repository.add_model(
         session, model=_new_model(principal, body, status="training", recipe=body.train.model_dump())
     )
@@ -76,10 +76,10 @@ def register_uploaded(
 ) -> Model:
     """A `ready` model whose version 1 is the uploaded checkpoint, validated against the architecture."""
     dataset = _dataset(session, principal=principal, dataset_id=spec.dataset_id)
-    arch = check_architecture(spec.architecture, dataset)
+    arch = check_architecture(architecture=spec.architecture, dataset=dataset)
     if upload.size == 0:
         raise Unprocessable("checkpoint is empty")
-    check_checkpoint(arch, upload.path)
+    check_checkpoint(spec=arch, path=upload.path)
     model = _new_model(principal, spec, status="ready", recipe=None)
     model.latest_version = 1
     repository.add_model(session, model=model)
