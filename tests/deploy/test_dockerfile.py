@@ -2,12 +2,15 @@
 
 import ast
 import configparser
+import http.server
 import os
 import re
 import shlex
 import shutil
+import socket
 import subprocess
 import sys
+import threading
 import tomllib
 import zipfile
 from pathlib import Path
@@ -184,3 +187,48 @@ def _hadolint() -> str | None:
 def test_hadolint_finds_nothing():
     result = subprocess.run([_hadolint(), "--no-color", "Dockerfile"], cwd=ROOT, capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def _run_check(argv: list[str], **env: str) -> int:
+    environ = {"PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}", **env}
+    return subprocess.run(argv, env=environ, capture_output=True, timeout=30).returncode
+
+
+class _Health(http.server.BaseHTTPRequestHandler):
+    status = 200
+
+    def do_GET(self) -> None:  # noqa: N802 (the stdlib's name)
+        self.send_response(self.status if self.path == "/healthz" else 404)
+        self.end_headers()
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+@pytest.mark.parametrize("status, healthy", [(200, True), (503, False)])
+def test_api_healthcheck_follows_healthz(dockerfile, status, healthy):
+    from app.health import router
+
+    assert "/healthz" in {route.path for route in router.routes}
+    handler = type("Handler", (_Health,), {"status": status})
+    with http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler) as server:
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        argv = exec_form(dockerfile.effective("api", "HEALTHCHECK"))
+        argv[2] = argv[2].replace(":8000/", f":{server.server_address[1]}/")
+        assert (_run_check(argv) == 0) is healthy
+        server.shutdown()
+
+
+def test_api_healthcheck_fails_when_nothing_listens(dockerfile):
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    argv = exec_form(dockerfile.effective("api", "HEALTHCHECK"))
+    argv[2] = argv[2].replace(":8000/", f":{port}/")
+    assert _run_check(argv) != 0
+
+
+def test_worker_healthcheck_pings_redis(dockerfile, redis_url):
+    argv = exec_form(dockerfile.effective("worker", "HEALTHCHECK"))
+    assert _run_check(argv, REDIS_URL=redis_url) == 0
+    assert _run_check(argv, REDIS_URL="redis://127.0.0.1:1/0") != 0
