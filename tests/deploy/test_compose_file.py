@@ -19,9 +19,6 @@ import pytest
 from app.core.config import Settings
 from tests.deploy.deployfiles import ROOT
 
-jsonschema = pytest.importorskip("jsonschema", reason="dev dependency check-jsonschema (brings jsonschema)")
-pytest.importorskip("check_jsonschema", reason="dev dependency check-jsonschema (ships the compose-spec schema)")
-
 SETTINGS_ENV = {field.alias for field in Settings.model_fields.values() if field.alias}
 APP_SERVICES = ["api", "migrate", "worker", "worker-cpu"]
 STORAGE = "/var/lib/unlearn/blobs"
@@ -29,11 +26,14 @@ STORAGE = "/var/lib/unlearn/blobs"
 
 @pytest.fixture(scope="module")
 def schema() -> dict:
+    pytest.importorskip("check_jsonschema", reason="dev dependency check-jsonschema (ships the compose-spec schema)")
     text = resources.files("check_jsonschema").joinpath("builtin_schemas/vendor/compose-spec.json").read_text()
     return json.loads(text)
 
 
 def errors(schema: dict, document: dict) -> list[str]:
+    import jsonschema  # a dependency of check-jsonschema
+
     validator_cls = jsonschema.validators.validator_for(schema)
     validator_cls.check_schema(schema)
     validator = validator_cls(schema, format_checker=validator_cls.FORMAT_CHECKER)
