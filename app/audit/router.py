@@ -11,8 +11,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, FastAPI, Path, Query, Request
 
 from app.audit import repository, tree
-from app.audit.receipts import deletion_receipt
-from app.audit.service import entry_document
+from app.audit.service import deletion_receipt, entry_document
 from app.audit.signing import Signer, load_or_create_signing_key
 from app.core.deps import DB, Reader, Requester
 from app.core.errors import NotFound, Unprocessable

@@ -17,11 +17,8 @@ Command line (exit status 0 = verified, 1 = rejected, 2 = usage error)::
 concatenated from ``after_seq=0``).
 """
 
-import argparse
-import json
 import sys
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
@@ -29,7 +26,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from app.audit.canonical import GENESIS_HASH, commit_sample_ids, compute_entry_hash
 from app.audit.exceptions import CanonicalError, VerificationError
 from app.audit.merkle import MerkleTree, leaf_hash, verify_consistency, verify_inclusion
-from app.audit.signing import RECEIPT_DOMAIN, TREE_HEAD_DOMAIN, load_public_key, verify_signature
+from app.audit.signing import RECEIPT_DOMAIN, TREE_HEAD_DOMAIN, verify_signature
 
 __all__ = [
     "VerificationError",
@@ -271,73 +268,7 @@ def verify_receipt(receipt: Mapping[str, Any], public_key: Ed25519PublicKey) -> 
                     raise VerificationError(f"{key} checkpoint_sha256 differs from entry {e['seq']}")
 
 
-class _UsageError(Exception):
-    pass
-
-
-def _load_json(path: str) -> Any:
-    try:
-        return json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise _UsageError(f"cannot read {path}: {exc}") from exc
-
-
-def _load_key(path: str) -> Ed25519PublicKey:
-    try:
-        text = Path(path).read_text(encoding="utf-8").strip()
-        if text.startswith("{"):
-            doc = json.loads(text)
-            text = doc.get("public_key_pem") or doc.get("public_key_raw_b64") or ""
-    except (OSError, ValueError, AttributeError) as exc:
-        raise _UsageError(f"cannot read public key {path}: {exc}") from exc
-    return load_public_key(text)
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m app.audit.verify", description=__doc__.split("\n")[0])
-    parser.add_argument("kind", choices=["receipt", "entry", "tree-head", "consistency", "log"])
-    parser.add_argument("document", help="JSON file as returned by the endpoint")
-    parser.add_argument("--public-key", required=True, help="PEM, base64 raw key, or the public-key JSON")
-    parser.add_argument("--tree-head", help="log: a signed tree head the log must match")
-    parser.add_argument("--old-head", help="consistency: the signed head of the first size")
-    parser.add_argument("--new-head", help="consistency: the signed head of the second size")
-    args = parser.parse_args(argv)
-    try:
-        key = _load_key(args.public_key)
-        doc = _load_json(args.document)
-        if args.kind == "receipt":
-            verify_receipt(doc, key)
-            message = f"receipt for deletion request {doc['request'].get('id')} verified"
-        elif args.kind == "entry":
-            verify_entry_inclusion(doc, key)
-            message = f"entry {doc['entry']['seq']} is in the signed tree of size {doc['tree_head']['tree_size']}"
-        elif args.kind == "tree-head":
-            size, root = verify_tree_head(doc, key)
-            message = f"tree head of size {size} (root {root.hex()}) verified"
-        elif args.kind == "consistency":
-            old = _load_json(args.old_head) if args.old_head else None
-            new = _load_json(args.new_head) if args.new_head else None
-            verify_consistency_document(doc, key, old, new)
-            message = f"tree of size {doc['first_size']} is a prefix of tree of size {doc['second_size']}"
-            if old is None or new is None:
-                message += " (roots not pinned by signed heads: pass --old-head and --new-head)"
-        else:
-            entries = doc["entries"] if isinstance(doc, Mapping) else doc
-            head = _load_json(args.tree_head) if args.tree_head else None
-            root = verify_log(entries, key, head)
-            message = f"log of {len(entries)} entries verified, root {root.hex()}"
-            if head is None:
-                message += " (no signed tree head given: a truncated log would pass)"
-    except _UsageError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except (VerificationError, KeyError, TypeError, AttributeError) as exc:
-        reason = exc if isinstance(exc, VerificationError) else f"malformed document ({type(exc).__name__}: {exc})"
-        print(f"FAILED: {reason}", file=sys.stderr)
-        return 1
-    print(f"OK: {message}")
-    return 0
-
-
 if __name__ == "__main__":
+    from app.audit.verify_cli import main
+
     sys.exit(main())

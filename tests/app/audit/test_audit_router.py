@@ -17,7 +17,7 @@ from app.audit.verify import (
     verify_receipt,
     verify_tree_head,
 )
-from app.audit.verify import main as verify_main
+from app.audit.verify_cli import main as verify_main
 from app.datasets.orm import Dataset
 from app.deletions.orm import DeletionRequest
 from app.models.orm import Model, ModelVersion

@@ -11,7 +11,6 @@ from app.audit.receipt import build_receipt
 from app.audit.signing import load_or_create_signing_key
 from app.audit.verify import (
     VerificationError,
-    main,
     verify_consistency_between,
     verify_consistency_document,
     verify_entry_inclusion,
@@ -19,6 +18,7 @@ from app.audit.verify import (
     verify_receipt,
     verify_tree_head,
 )
+from app.audit.verify_cli import main
 from tests.app.audit.audit_helpers import flip_b64, flip_hex, make_log, rechain, tree_of
 
 

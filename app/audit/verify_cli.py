@@ -1,0 +1,84 @@
+"""The ``python -m app.audit.verify`` command (usage in app.audit.verify's docstring)."""
+
+import argparse
+import json
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from app.audit import verify
+from app.audit.exceptions import VerificationError
+from app.audit.signing import load_public_key
+
+
+class _UsageError(Exception):
+    pass
+
+
+def _load_json(path: str) -> Any:
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise _UsageError(f"cannot read {path}: {exc}") from exc
+
+
+def _load_key(path: str) -> Ed25519PublicKey:
+    try:
+        text = Path(path).read_text(encoding="utf-8").strip()
+        if text.startswith("{"):
+            doc = json.loads(text)
+            text = doc.get("public_key_pem") or doc.get("public_key_raw_b64") or ""
+    except (OSError, ValueError, AttributeError) as exc:
+        raise _UsageError(f"cannot read public key {path}: {exc}") from exc
+    return load_public_key(text)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m app.audit.verify", description=(verify.__doc__ or "").split("\n")[0]
+    )
+    parser.add_argument("kind", choices=["receipt", "entry", "tree-head", "consistency", "log"])
+    parser.add_argument("document", help="JSON file as returned by the endpoint")
+    parser.add_argument("--public-key", required=True, help="PEM, base64 raw key, or the public-key JSON")
+    parser.add_argument("--tree-head", help="log: a signed tree head the log must match")
+    parser.add_argument("--old-head", help="consistency: the signed head of the first size")
+    parser.add_argument("--new-head", help="consistency: the signed head of the second size")
+    args = parser.parse_args(argv)
+    try:
+        key = _load_key(args.public_key)
+        doc = _load_json(args.document)
+        if args.kind == "receipt":
+            verify.verify_receipt(doc, key)
+            message = f"receipt for deletion request {doc['request'].get('id')} verified"
+        elif args.kind == "entry":
+            verify.verify_entry_inclusion(doc, key)
+            message = f"entry {doc['entry']['seq']} is in the signed tree of size {doc['tree_head']['tree_size']}"
+        elif args.kind == "tree-head":
+            size, root = verify.verify_tree_head(doc, key)
+            message = f"tree head of size {size} (root {root.hex()}) verified"
+        elif args.kind == "consistency":
+            old = _load_json(args.old_head) if args.old_head else None
+            new = _load_json(args.new_head) if args.new_head else None
+            verify.verify_consistency_document(doc, key, old, new)
+            message = f"tree of size {doc['first_size']} is a prefix of tree of size {doc['second_size']}"
+            if old is None or new is None:
+                message += " (roots not pinned by signed heads: pass --old-head and --new-head)"
+        else:
+            entries = doc["entries"] if isinstance(doc, Mapping) else doc
+            head = _load_json(args.tree_head) if args.tree_head else None
+            root = verify.verify_log(entries, key, head)
+            message = f"log of {len(entries)} entries verified, root {root.hex()}"
+            if head is None:
+                message += " (no signed tree head given: a truncated log would pass)"
+    except _UsageError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except (VerificationError, KeyError, TypeError, AttributeError) as exc:
+        reason = exc if isinstance(exc, VerificationError) else f"malformed document ({type(exc).__name__}: {exc})"
+        print(f"FAILED: {reason}", file=sys.stderr)
+        return 1
+    print(f"OK: {message}")
+    return 0
