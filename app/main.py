@@ -11,7 +11,7 @@ from app import health
 from app.core.config import Settings, get_settings
 from app.core.db import make_engine
 from app.core.deps import JobQueue
-from app.core.errors import install_error_handlers
+from app.core.errors import Problem, install_error_handlers
 from app.core.logging import configure_logging, log_event
 from app.core.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
 from app.core.storage import BlobStore
@@ -87,7 +87,9 @@ def _extend_openapi(app: FastAPI) -> None:
     def openapi() -> dict:
         if app.openapi_schema is None:
             schema = generate()
-            schema.setdefault("components", {}).setdefault("schemas", {}).update(openapi_components())
+            components = schema.setdefault("components", {}).setdefault("schemas", {})
+            components.update(openapi_components())
+            components["Problem"] = Problem.model_json_schema()
         return app.openapi_schema
 
     app.openapi = openapi

@@ -12,6 +12,7 @@ from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict
 from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -19,6 +20,31 @@ log = logging.getLogger("app.errors")
 
 PROBLEM_TYPE_BASE = "https://unlearn.dev/problems/"
 DB_RETRY_AFTER_S = 5  # Retry-After sent with 503 when the database does not answer
+
+
+class Problem(BaseModel):
+    """RFC 9457 problem details (extra members such as unknown_ids or conflicts may follow)."""
+
+    model_config = ConfigDict(extra="allow")
+    type: str
+    title: str
+    status: int
+    detail: str
+
+
+def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses` entries for error statuses, all answered as application/problem+json."""
+    return {
+        status: {
+            "description": HTTPStatus(status).phrase,
+            "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}},
+        }
+        for status in statuses
+    }
+
+
+# Statuses any authenticated endpoint may answer.
+COMMON_ERRORS = problem_responses(401, 403, 404, 422, 429, 503)
 
 
 class AppError(Exception):

@@ -6,12 +6,13 @@ from fastapi import APIRouter, Header, Request
 from starlette.concurrency import run_in_threadpool
 
 from app.core.deps import DB, Operator, Reader, SettingsDep, Store
+from app.core.errors import COMMON_ERRORS, problem_responses
 from app.core.uploads import form_file, form_text, read_form, spool_upload
 from app.datasets import service
 from app.datasets.schemas import DatasetOut
 from app.keys.idempotency import Created, fingerprint, run_create
 
-router = APIRouter(prefix="/v1", tags=["datasets"])
+router = APIRouter(prefix="/v1", tags=["datasets"], responses={**COMMON_ERRORS, **problem_responses(413, 409)})
 
 UPLOAD_SCHEMA = {
     "requestBody": {

@@ -5,12 +5,13 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Request
 
 from app.core.deps import DB, Jobs, Requester, SettingsDep, after_commit_enqueue
+from app.core.errors import COMMON_ERRORS, problem_responses
 from app.core.metrics import DELETIONS_ACCEPTED
 from app.deletions import service
 from app.deletions.schemas import DeletionCreate, DeletionOut
 from app.keys.idempotency import Created, fingerprint, run_create
 
-router = APIRouter(prefix="/v1", tags=["deletions"])
+router = APIRouter(prefix="/v1", tags=["deletions"], responses={**COMMON_ERRORS, **problem_responses(409)})
 
 
 @router.post("/models/{model_id}/deletions", status_code=202, response_model=DeletionOut)

@@ -5,12 +5,13 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Request, Response
 
 from app.core.deps import DB, Admin, SettingsDep
+from app.core.errors import COMMON_ERRORS
 from app.keys import service
 from app.keys.idempotency import Created, fingerprint, run_create
 from app.keys.orm import ApiKey
 from app.keys.schemas import KeyCreate, KeyCreated, KeyList, KeyOut, TenantCreate, TenantOut
 
-router = APIRouter(prefix="/v1", tags=["keys"])
+router = APIRouter(prefix="/v1", tags=["keys"], responses=COMMON_ERRORS)
 IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key")]
 
 

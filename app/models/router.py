@@ -8,14 +8,14 @@ from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from app.core.deps import DB, Jobs, Operator, Reader, SettingsDep, Store, after_commit_enqueue
-from app.core.errors import Unprocessable
+from app.core.errors import COMMON_ERRORS, Unprocessable, problem_responses
 from app.core.uploads import form_file, form_text, read_form, spool_upload
 from app.keys.idempotency import Created, fingerprint, run_create
 from app.models import service
 from app.models.download import checkpoint_response
 from app.models.schemas import ModelOut, ModelSpec, ModelTrain, VersionList, VersionOut
 
-router = APIRouter(prefix="/v1", tags=["models"])
+router = APIRouter(prefix="/v1", tags=["models"], responses={**COMMON_ERRORS, **problem_responses(409, 413)})
 IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key")]
 MAX_SPEC_BYTES = 64 * 1024  # the multipart `spec` part
 
