@@ -165,3 +165,42 @@ def wait_for(predicate: Callable[[], object], *, timeout: float = 60.0, every: f
         if time.monotonic() > deadline:
             pytest.fail(f"timed out after {timeout}s waiting for {what or predicate}")
         time.sleep(every)
+
+
+def trained_model(tenant_id: str, dataset_id: str, *, unlearn_defaults: dict | None = None) -> str:
+    """A ready model: version 1 trained in this process by the real training job (its cache refresh is queued)."""
+    from workers.jobs.train import train_model
+
+    model_id = make_training_model(tenant_id, dataset_id, unlearn_defaults=unlearn_defaults)
+    result = train_model(model_id)
+    assert result.get("version") == 1, (result, model(model_id).error)
+    return model_id
+
+
+def set_unlearn_defaults(model_id: str, defaults: dict) -> None:
+    with session_scope() as session:
+        session.get(Model, model_id).unlearn_defaults = defaults
+
+
+def verify_audit_log() -> int:
+    """Check the whole audit log (sequence, hash chain, entry hashes); returns its length."""
+    from app.audit.orm import AuditEntry
+    from app.audit.service import entry_document
+    from app.audit.verify import verify_log
+
+    with session_scope() as session:
+        entries = [entry_document(e) for e in session.execute(select(AuditEntry).order_by(AuditEntry.seq)).scalars()]
+    verify_log(entries)
+    return len(entries)
+
+
+def audit_events(model_id: str) -> list[tuple[str, dict]]:
+    from app.audit.orm import AuditEntry
+
+    with session_scope() as session:
+        rows = session.execute(
+            select(AuditEntry.event_type, AuditEntry.refs)
+            .where(AuditEntry.model_id == model_id)
+            .order_by(AuditEntry.seq)
+        ).all()
+    return [(e, r) for e, r in rows]
