@@ -1,10 +1,10 @@
 """The running service for CLI tests: a uvicorn process and a worker process on the real PostgreSQL and Redis.
 
 `service` (module scope) starts `uvicorn app.main:create_app --factory` on a free port and `python -m workers
---device cpu`, both on the session's migrated PostgreSQL database (`db_url`), the real Redis with a queue of their
-own (so no other test's jobs are picked up), and one blob folder and audit key shared by the two processes, as in
-a deployment. It yields the URL and the raw key of a tenant admin created for these tests; the processes' log
-tails are printed at teardown (shown by pytest when a test failed).
+--device cpu`, both on a fresh migrated PostgreSQL database, the real Redis with a queue of their own (so no other
+test's jobs are picked up), and one blob folder and audit key shared by the two processes, as in a deployment.
+It yields the URL and the raw key of a tenant admin created for these tests; the processes' log tails are printed
+at teardown (shown by pytest when a test failed).
 """
 
 import os
@@ -22,6 +22,11 @@ import pytest
 import redis
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from app.core.migrate import upgrade
+from tests.conftest import PG_ADMIN_URL
 
 ROOT = Path(__file__).resolve().parents[2]
 START_TIMEOUT_S = 60.0  # for the API to answer /readyz
@@ -95,7 +100,27 @@ def _tenant_admin(url: str, bootstrap_key: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def service(db_url: str, redis_url: str, admin_key: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
+def service_db_url() -> Iterator[str]:
+    """A PostgreSQL database of its own: the worker's reconciler acts on every queued request in its database,
+    so the session's shared database (other tests' leftovers) must stay out of its reach."""
+    name = f"unlearn_cli_{secrets.token_hex(6)}"
+    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    url = make_url(PG_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+    try:
+        upgrade(url)
+        yield url
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture(scope="module")
+def service(
+    service_db_url: str, redis_url: str, admin_key: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Service]:
     workdir = tmp_path_factory.mktemp("service")
     queue = f"unlearn-cli-test-{secrets.token_hex(6)}"
     key_path = workdir / "audit-signing-key.pem"
@@ -103,7 +128,7 @@ def service(db_url: str, redis_url: str, admin_key: str, tmp_path_factory: pytes
     env = {
         **os.environ,
         "PYTHONPATH": str(ROOT),
-        "DATABASE_URL": db_url,
+        "DATABASE_URL": service_db_url,
         "REDIS_URL": redis_url,
         "UNLEARN_QUEUE": queue,
         "UNLEARN_STORAGE_DIR": str(workdir / "blobs"),
