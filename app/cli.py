@@ -210,8 +210,17 @@ def cmd_download(client: UnlearnClient, args: argparse.Namespace) -> int:
         version = client.get_version(args.model_id, "latest")["version"]
     dest = Path(args.output or f"{args.model_id}-v{version}.safetensors")
     result = client.download_checkpoint(args.model_id, version, dest, expected_sha256=args.sha256)
-    note(f"downloaded version {version} to {result.path} ({result.size} bytes, sha256 {result.sha256} verified)")
-    emit({"model_id": args.model_id, "version": version, "path": str(result.path), "sha256": result.sha256})
+    done = "downloaded" if result.transferred else "already up to date:"
+    note(f"{done} version {version} at {result.path} ({result.size} bytes, sha256 {result.sha256} verified)")
+    emit(
+        {
+            "model_id": args.model_id,
+            "version": version,
+            "path": str(result.path),
+            "sha256": result.sha256,
+            "transferred": result.transferred,
+        }
+    )
     return EXIT_OK
 
 

@@ -134,10 +134,19 @@ class WaitTimeout(ClientError):
 class Download:
     path: Path
     sha256: str
-    size: int
+    size: int  # bytes
+    transferred: bool = True  # False when the file on disk was already this checkpoint (304)
 
 
 ProgressCallback = Callable[[Deletion], None]
+
+
+def _file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(CHUNK_BYTES):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def _etag_sha256(value: str | None) -> str | None:
@@ -333,14 +342,22 @@ class UnlearnClient:
         expected_sha256: str | None = None,
     ) -> Download:
         """Stream a checkpoint to `dest`, hashing as it goes; the file appears only when its sha256 equals the
-        ETag (and `expected_sha256` when given). A mismatch raises ChecksumError and leaves nothing behind."""
+        ETag (and `expected_sha256` when given). A mismatch raises ChecksumError and leaves nothing behind.
+        When `dest` already holds that checkpoint the service answers 304 and nothing is transferred."""
         dest = Path(dest)
         partial = dest.with_name(dest.name + ".part")
         digest = hashlib.sha256()
         size = 0
         path = f"/v1/models/{model_id}/versions/{version}/checkpoint"
+        existing = _file_sha256(dest) if dest.is_file() else None
+        headers = {"If-None-Match": f'"{existing}"'} if existing else {}
         try:
-            with self._http.stream("GET", path) as response:
+            with self._http.stream("GET", path, headers=headers) as response:
+                if response.status_code == 304 and existing is not None:
+                    if expected_sha256 is not None and expected_sha256.lower() != existing:
+                        detail = f"{dest} has sha256 {existing}, not the expected {expected_sha256}"
+                        raise ChecksumError(0, "checksum mismatch", detail)
+                    return Download(path=dest, sha256=existing, size=dest.stat().st_size, transferred=False)
                 if response.is_error:
                     response.read()
                     raise ClientError.from_response(response)

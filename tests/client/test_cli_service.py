@@ -92,6 +92,8 @@ def test_whole_user_path(service, files, tmp_path):
     assert got["version"] == 2 and got["sha256"] == latest["checkpoint_sha256"]
     assert hashlib.sha256(target.read_bytes()).hexdigest() == latest["checkpoint_sha256"]
     assert set(load_file(target)) == {"linear.weight", "linear.bias"}
+    again = unlearn(service, "download", model["id"], "--version", "2", "-o", str(target))
+    assert output(again)["transferred"] is False and "already up to date" in again.stderr
     wrong = unlearn(service, "download", model["id"], "--sha256", "0" * 64, "-o", str(tmp_path / "x"), expect=4)
     assert "differs" in wrong.stderr and not (tmp_path / "x").exists()
 

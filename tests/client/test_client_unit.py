@@ -174,3 +174,15 @@ def test_cli_unreachable_service_exits_1(capsys, monkeypatch):
     monkeypatch.setattr("app.client.time.sleep", lambda s: None)
     code = cli.main(["--url", "http://127.0.0.1:9", "--api-key", "k", "status", "d1"])
     assert code == 1 and "service unreachable" in capsys.readouterr().err
+
+
+def test_download_skips_a_file_that_is_already_the_checkpoint(tmp_path):
+    (tmp_path / "m.safetensors").write_bytes(PAYLOAD)
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        assert request.headers["If-None-Match"] == f'"{SHA}"'
+        return httpx.Response(304, headers={"ETag": f'"{SHA}"'})
+
+    with client_for(handler) as client:
+        result = client.download_checkpoint("m1", 1, tmp_path / "m.safetensors")
+    assert not result.transferred and result.sha256 == SHA and result.size == len(PAYLOAD)
