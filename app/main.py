@@ -8,6 +8,8 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import sessionmaker
 
 from app import health
+from app.audit.router import init_signer
+from app.audit.router import router as audit_router
 from app.core.config import Settings, get_settings
 from app.core.db import make_engine
 from app.core.deps import JobQueue
@@ -40,6 +42,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                     keys_service.ensure_bootstrap_admin(session, raw_key=settings.bootstrap_admin_key)
             except OperationalError:  # the database is down: serve 503s (readyz says why) rather than crash
                 log_event(log, "apikey.bootstrap_failed", level=logging.ERROR, reason="database unavailable")
+        init_signer(app)  # load or generate the audit signing key before the first request
         log_event(log, "app.started")
         yield
         engine.dispose()
@@ -71,12 +74,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(datasets_router)
     app.include_router(models_router)
     app.include_router(deletions_router)
-    try:
-        from app.audit.router import router as audit_router
-    except ImportError:
-        log_event(log, "audit.router_missing", level=logging.WARNING)
-    else:
-        app.include_router(audit_router)
+    app.include_router(audit_router)
     _extend_openapi(app)
     return app
 

@@ -17,6 +17,7 @@ from app.core.deps import DB, Reader, Requester
 from app.core.errors import NotFound, Unprocessable
 from app.core.security import Principal
 
+MAX_SEQ = 2**62  # larger sequence numbers or tree sizes are refused with 422, not looked up
 router = APIRouter(prefix="/v1", tags=["audit"])
 MAX_PAGE = 1000  # entries per page of GET /v1/audit
 _signer_lock = threading.Lock()
@@ -57,7 +58,7 @@ def list_audit(
     principal: Reader,
     model_id: str | None = None,
     request_id: str | None = None,
-    after_seq: Annotated[int, Query(ge=0)] = 0,
+    after_seq: Annotated[int, Query(ge=0, le=MAX_SEQ)] = 0,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 100,
 ) -> dict[str, Any]:
     """Audit entries after `after_seq`, oldest first; follow `next_after_seq` for the next page."""
@@ -83,7 +84,7 @@ def public_key(signer: SignerDep) -> dict[str, str]:
 
 @router.get("/audit/tree-head")
 def tree_head(
-    db: DB, _principal: Reader, signer: SignerDep, size: Annotated[int | None, Query(ge=0)] = None
+    db: DB, _principal: Reader, signer: SignerDep, size: Annotated[int | None, Query(ge=0, le=MAX_SEQ)] = None
 ) -> dict[str, Any]:
     """The signed tree head of the whole log (or of its first `size` entries)."""
     current = tree.tree_size(db)
@@ -97,7 +98,7 @@ def consistency(
     db: DB,
     _principal: Reader,
     signer: SignerDep,
-    first: Annotated[int, Query(alias="from", ge=0)],
+    first: Annotated[int, Query(alias="from", ge=0, le=MAX_SEQ)],
     second: Annotated[int | None, Query(alias="to", ge=0)] = None,
 ) -> dict[str, Any]:
     """Proof that the log of `from` entries is a prefix of the log of `to` entries (default: now)."""
@@ -111,7 +112,9 @@ def consistency(
 
 
 @router.get("/audit/{seq}")
-def get_audit_entry(db: DB, principal: Reader, signer: SignerDep, seq: Annotated[int, Path(ge=1)]) -> dict[str, Any]:
+def get_audit_entry(
+    db: DB, principal: Reader, signer: SignerDep, seq: Annotated[int, Path(ge=1, le=MAX_SEQ)]
+) -> dict[str, Any]:
     """One entry, its inclusion proof, and the signed tree head the proof leads to."""
     entry = repository.get_entry(db, seq=seq)
     visible = _visible_tenant(principal)

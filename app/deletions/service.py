@@ -1,14 +1,13 @@
 """Deletion requests: validate the ids against the model's data set, claim the rows (pending tombstones),
 record the request. The caller commits, then enqueues the job."""
 
-import hashlib
-import json
 import logging
 import uuid
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from app.audit.canonical import commit_sample_ids
 from app.core.audit_hook import audit
 from app.core.db import utcnow
 from app.core.errors import Conflict, NotFound, Unprocessable
@@ -31,7 +30,7 @@ def dedupe(ids: list[str]) -> list[str]:
 
 def ids_commitment(ids: list[str]) -> str:
     """sha256 over the sorted ids: names the set in the audit log without listing it."""
-    return hashlib.sha256(json.dumps(sorted(ids)).encode()).hexdigest()
+    return commit_sample_ids(ids)
 
 
 def _quote(ids: list[str]) -> str:
