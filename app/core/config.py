@@ -36,6 +36,8 @@ class Settings(BaseSettings):
     job_timeout_s: int = Field(default=3600, alias="UNLEARN_JOB_TIMEOUT_S")
     # Attempts before a deletion request is marked failed for good.
     max_attempts: int = Field(default=3, alias="UNLEARN_MAX_ATTEMPTS")
+    # Most deletion requests coalesced into one update (0 = no limit; 1 = one update per request).
+    max_coalesce: int = Field(default=0, ge=0, alias="UNLEARN_MAX_COALESCE")
     # How often a worker's reconciler re-enqueues queued requests with no live job, seconds.
     reconcile_interval_s: float = Field(default=30.0, alias="UNLEARN_RECONCILE_INTERVAL_S")
     # Ed25519 private key (PEM file) signing audit tree heads; generated on first start when absent.
