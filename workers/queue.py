@@ -107,11 +107,14 @@ def enqueue_training(model_id: str, *, force: bool = False) -> str:
     return job.id
 
 
-def enqueue_deletion(request_id: str, model_id: str | None = None, *, delay_s: float = 0) -> str:
+def enqueue_deletion(
+    request_id: str, model_id: str | None = None, *, delay_s: float = 0, orphaned: bool = False
+) -> str:
     """Queue the application of a deletion request (call after the request row is committed).
 
     The new job id is written on the request row in its own short transaction, only while the request is
-    still `queued` (a worker that already took it over records its own job id).
+    still `queued` (a worker that already took it over records its own job id), or also while `running` when
+    the reconciler re-enqueues a request whose worker died (`orphaned`).
     """
     from app.core.db import session_scope
     from app.deletions.orm import DeletionRequest
@@ -123,7 +126,10 @@ def enqueue_deletion(request_id: str, model_id: str | None = None, *, delay_s: f
     with session_scope() as session:
         session.execute(
             update(DeletionRequest)
-            .where(DeletionRequest.id == request_id, DeletionRequest.status == "queued")
+            .where(
+                DeletionRequest.id == request_id,
+                DeletionRequest.status.in_(("queued", "running") if orphaned else ("queued",)),
+            )
             .values(job_id=job_id)
         )
     _enqueue(

@@ -87,11 +87,11 @@ def reconcile() -> Report:
 
     for request_id, model_id, status, job_id in requests:
         if status == "running":
-            if model_busy(model_id):
-                continue  # a live worker holds the model: it owns every running request of it
+            if model_busy(model_id) or job_status(job_id) in PENDING_STATUSES:
+                continue  # a live worker holds the model, or a job to take the request over is queued
         elif _job_will_run(job_id, model_id):
             continue
-        enqueue_deletion(request_id, model_id)
+        enqueue_deletion(request_id, model_id, orphaned=status == "running")
         report.deletions.append(request_id)
 
     for model_id in training:

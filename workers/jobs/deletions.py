@@ -226,6 +226,8 @@ def _run_and_publish(model_id: str, batch: Batch, job_id: str | None) -> int:
     progress = _Progress(batch.request_ids)
     with session_scope() as session:
         model = session.get(Model, model_id)
+        if model is not None and model.status == "training":
+            raise RuntimeError(f"model {model_id} is still training; the deletion is retried once it is ready")
         if model is None or model.status != "ready" or model.latest_version is None:
             raise PermanentError(f"model {model_id} is not ready (status {model.status if model else 'missing'})")
         base = session.execute(

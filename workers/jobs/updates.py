@@ -67,10 +67,13 @@ def run_update(
     spec = arch_spec(model_info["architecture"])
     state = load_checkpoint(get_store().path(base_info["checkpoint_sha256"]))
     if method == "retrain":
-        return _retrain(spec, model_info, state, data, retain_mask, forget_idx, on_stage)
-    if method != "iau":
+        result = _retrain(spec, model_info, state, data, retain_mask, forget_idx, on_stage)
+    elif method == "iau":
+        result = _iau(spec, model_info, base_info, state, data, retain_mask, forget_idx, on_stage)
+    else:
         raise PermanentError(f"unknown deletion method {method!r}")
-    return _iau(spec, model_info, base_info, state, data, retain_mask, forget_idx, on_stage)
+    result.evidence["base_version"] = base_info["version"]
+    return result
 
 
 def _iau(spec, model_info, base_info, state, data, retain_mask, forget_idx, on_stage) -> UpdateResult:
@@ -105,7 +108,6 @@ def _iau(spec, model_info, base_info, state, data, retain_mask, forget_idx, on_s
         on_progress=lambda f: on_stage("unlearning", 0.1 + 0.8 * f, force=False),
     )
     evidence = dict(result.evidence)
-    evidence["base_version"] = base_info["version"]
     if cache_note:
         evidence["correction"] = {**evidence.get("correction", {}), "note": cache_note}
     return UpdateResult(state_dict=result.state_dict, evidence=evidence)
@@ -143,7 +145,6 @@ def _retrain(spec, model_info, state, data, retain_mask, forget_idx, on_stage) -
         "method": "retrain",
         "hyperparameters": dataclasses.asdict(cfg),
         "device": str(dev),
-        "base_version": None,
         "rows": {
             "live": int(retain_idx.numel() + forget_idx.numel()),
             "forget": int(forget_idx.numel()),
