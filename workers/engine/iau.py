@@ -20,7 +20,9 @@ several coalesced requests), D_r = D minus D_f, l = per-sample cross-entropy, ev
                with fewer than min_stop_rows forgotten rows the AUC is too coarse to stop on and exactly one
                step is taken. Utility guard: after each step the accuracy on the fixed retained sample and on
                the holdout is measured; a step that lowers either by more than max_accuracy_drop (a fraction)
-               is undone and the loop stops (so the reported holdout accuracy is also a stopping signal).
+               is retried with eta halved (up to max_backtracks times; later steps keep the smaller eta), and
+               when no size passes it is undone and the loop stops (so the reported holdout accuracy is also a
+               stopping signal). The evidence records eta_used.
                Per-step checks use at most stop_holdout_rows holdout rows (a fixed seeded sample), so a
                step costs O(|D_f| + that sample + the retained sample) on top of the correction.
 
@@ -67,7 +69,8 @@ class UnlearnConfig:
     max_steps: int = 100  # gradient: step budget
     target_auc: float = 0.5  # gradient: membership AUC to stop at (0.5 = indistinguishable)
     auc_tolerance: float = 0.01  # gradient: stop once AUC <= target_auc + this
-    max_accuracy_drop: float = 0.015  # gradient: undo a step and stop if accuracy falls more than this
+    max_accuracy_drop: float = 0.015  # gradient: a step may not lower accuracy by more than this (fraction)
+    max_backtracks: int = 6  # gradient: halvings of eta tried when a step breaks max_accuracy_drop
     min_stop_rows: int = 10  # gradient: with fewer forgotten rows the AUC cannot be measured: one step
     stop_holdout_rows: int = 1024  # gradient: holdout rows (fixed seeded sample) measured after each step
     correction: Literal["exact", "cached"] = "exact"  # where sum_{D_r} grad l comes from
@@ -127,6 +130,24 @@ def _utility_lost(model, spec: ArchSpec, baselines: list, max_drop: float) -> bo
 
 
 @torch.no_grad()
+def _guarded_step(model, spec, params, saved, g, baselines, cfg, eta: float) -> float | None:
+    """theta = saved - eta * g, halving eta while the step costs too much utility (up to max_backtracks times).
+
+    Returns the step size kept, or None (parameters restored to `saved`) when every size was refused.
+    """
+    for _ in range(cfg.max_backtracks + 1):
+        with torch.no_grad():
+            for k, p in params.items():
+                p.copy_(saved[k] - (eta * g[k]).to(p.dtype))
+        if not _utility_lost(model, spec, baselines, cfg.max_accuracy_drop):
+            return eta
+        eta /= 2
+    with torch.no_grad():
+        for k, p in params.items():
+            p.copy_(saved[k])
+    return None
+
+
 def _apply_reference(params: dict, direction: dict[str, Tensor], lr: float) -> None:
     for k, p in params.items():
         p.grad = direction[k].to(p.dtype)
@@ -195,6 +216,7 @@ def unlearn(
         budget, stop_reason = 1, "too_few_rows_to_measure"
     auc_trace: list[float] = []
     steps = 0
+    eta = cfg.eta
     for step in range(budget):
         if step > 0:
             sum_f = model_gradient_sum(model, spec, features, labels, forget_idx, cfg.chunk_size)
@@ -207,15 +229,13 @@ def unlearn(
             break
         with torch.no_grad():
             saved = {k: p.detach().clone() for k, p in params.items()}
-            for k, p in params.items():
-                g = cfg.retain_weight * sum_r[k] / n_r - sum_f[k] / n_live  # share * mean_f = sum_f / |D|
-                p.sub_((cfg.eta * g).to(p.dtype))
-        if _utility_lost(model, spec, baselines, cfg.max_accuracy_drop):
-            with torch.no_grad():
-                for k, p in params.items():
-                    p.copy_(saved[k])  # undo the step that cost too much utility
-            stop_reason = "utility_guard"
+            # share * mean_f = sum_f / |D|
+            g = {k: cfg.retain_weight * sum_r[k] / n_r - sum_f[k] / n_live for k in params}
+        kept = _guarded_step(model, spec, params, saved, g, baselines, cfg, eta)
+        if kept is None:
+            stop_reason = "utility_guard"  # even the smallest step cost too much utility: parameters restored
             break
+        eta = kept  # later steps start from the step size that was kept
         steps += 1
         progress(0.3 + 0.6 * steps / budget)
         if stop_holdout is not None and budget > 1:
@@ -260,6 +280,7 @@ def unlearn(
             "rows_deleted_since_cache": extra_rows,
         },
         "steps": steps,
+        "eta_used": eta if cfg.update == "gradient" else None,
         "stop_reason": stop_reason,
         "auc_trace": auc_trace,
         "forget_commitment": forget_commitment(forget_ids, *forget),

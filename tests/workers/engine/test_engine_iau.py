@@ -262,3 +262,20 @@ def test_too_few_rows_to_measure_takes_one_step(small_logreg):
     res = unlearn(spec, state, x, y, retain, forget_idx, cfg, CPU, holdout=(x[:50], y[:50]))
     assert (res.steps, res.evidence["stop_reason"]) == (1, "too_few_rows_to_measure")
     assert param_distance(res.state_dict, state) > 0
+
+
+def test_utility_guard_halves_a_step_that_is_too_large(small_logreg):
+    spec, x, y, state = small_logreg
+    retain, forget_idx = _masks(y.shape[0], list(range(100)))
+    # a step size whose full step breaks the guard, but a halved one does not
+    big = UnlearnConfig(eta=400.0, retain_weight=0.0, max_steps=1, max_backtracks=0)
+    refused = unlearn(spec, state, x, y, retain, forget_idx, big, CPU)
+    assert refused.evidence["stop_reason"] == "utility_guard"
+    backtracking = UnlearnConfig(**{**asdict(big), "max_backtracks": 12})
+    kept = unlearn(spec, state, x, y, retain, forget_idx, backtracking, CPU)
+    assert kept.steps == 1
+    assert kept.evidence["eta_used"] < big.eta
+    assert kept.evidence["param_distance"] > 0
+    before, after = kept.evidence["before"], kept.evidence["after"]
+    drop = before["retained_sample"]["accuracy"] - after["retained_sample"]["accuracy"]
+    assert drop <= big.max_accuracy_drop + 1e-9
