@@ -5,11 +5,17 @@ import math
 import os
 import platform
 import statistics
+import sys
 from pathlib import Path
 
 import torch
 
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "bench"
+
+
+def log(message: str) -> None:
+    """Progress line on stderr, flushed at once (stdout carries the tables)."""
+    print(message, file=sys.stderr, flush=True)
 
 
 def machine() -> dict:

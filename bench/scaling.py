@@ -15,11 +15,12 @@ on how far training went. Writes docs/bench/scaling.{md,json,png}.
 
 import argparse
 import statistics
+import sys
 import time
 
 import torch
 
-from bench import data
+from bench import data, report
 from bench.adapter import ArchSpec, TrainConfig, UnlearnConfig, build_cache, resolve_device, timed, train, unlearn
 from bench.report import DOCS, fmt_time, machine, table, write
 
@@ -33,7 +34,7 @@ def spec() -> ArchSpec:
     return ArchSpec("mlp", {"in_features": 64, "hidden": HIDDEN, "num_classes": 10})
 
 
-def run_size(n: int, device: torch.device, repeats: int, retrain_full: bool, log=print) -> dict:
+def run_size(n: int, device: torch.device, repeats: int, retrain_full: bool, log=report.log) -> dict:
     x_all, y_all = data.scaling_set(n + HOLDOUT_ROWS, seed=n)
     x, y = x_all[:n], y_all[:n]  # (n, 64), (n,)
     holdout = (x_all[n:], y_all[n:])
@@ -187,12 +188,13 @@ def main(argv: list[str] | None = None) -> list[dict]:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:N or auto")
     ap.add_argument("--sizes", default="10000,50000,200000", help="comma-separated training-set sizes")
-    ap.add_argument("--repeats", type=int, default=5, help="deleted rows timed per size and correction")
+    ap.add_argument("--repeats", type=int, default=3, help="deleted rows timed per size and correction")
     ap.add_argument("--retrain-full-max", type=int, default=50_000, help="measure retraining in full up to N")
     ap.add_argument("--full-retrain", action="store_true", help="measure retraining in full at every size")
     ap.add_argument("--quick", action="store_true", help="sizes 5000,20000 and 3 repeats: a smoke run")
     ap.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2)")
     ap.add_argument("--no-write", action="store_true", help="print only; leave docs/bench untouched")
+    ap.add_argument("--name", default="scaling", help="output name under docs/bench (default scaling)")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
@@ -201,7 +203,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     start = time.perf_counter()
     res = [run_size(n, device, repeats, args.full_retrain or n <= args.retrain_full_max) for n in sizes]
     meta = {
-        "command": "python -m bench.scaling" + (" --quick" if args.quick else ""),
+        "command": "python -m bench.scaling " + " ".join(argv if argv is not None else sys.argv[1:]),
         "device": str(device),
         "repeats": repeats,
         "seconds": time.perf_counter() - start,
@@ -210,8 +212,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
     text = markdown(res, meta)
     print(text)
     if not args.no_write:
-        write("scaling", text, {"meta": meta, "results": res})
-        plot(res, DOCS / "scaling.png")
+        write(args.name, text.replace("(scaling.png)", f"({args.name}.png)"), {"meta": meta, "results": res})
+        plot(res, DOCS / f"{args.name}.png")
     return res
 
 

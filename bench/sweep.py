@@ -2,31 +2,36 @@
 
     .venv/bin/python -m bench.sweep [--device cpu|cuda] [--seeds 3] [--quick]
 
-Every configuration is applied to the same originals of the quality scenarios (bench.tasks) and compared with
-the same exact retrains. Per scenario the table gives the change in test-holdout accuracy against the original
-(points) and the KL ratio: KL(retrained || method) / KL(retrained || original) on the forgotten rows, so 1 means
-the update did nothing measurable and 0 means the forgotten rows are predicted exactly as the retrained model
-predicts them. A configuration is admissible when its mean holdout accuracy stays within 2 points of the
-original in every scenario; the recommendation is the admissible one with the lowest mean KL ratio. The
-engine's stopping rule (membership AUC on the calibration holdout) and utility guard stay at their shipped
-values. Writes docs/bench/sweep.md and docs/bench/sweep.json.
+Every configuration is applied to originals of the quality scenarios (bench.tasks) and compared with their
+exact retrains, on seeds 100, 101, ... (other splits, forget sets and initialisations than the quality
+tables, so the configuration the sweep picks is then measured there on data it was not chosen on). Per
+scenario the table gives the change in test-holdout accuracy against the original (points) and the KL ratio:
+KL(retrained || method) / KL(retrained || original) on the forgotten rows, so 1 means the update did nothing
+measurable and 0 means the forgotten rows are predicted exactly as the retrained model predicts them. A
+configuration is admissible when its mean holdout accuracy stays within 2 points of the original in every
+scenario; the recommendation is the admissible one with the lowest mean KL to the retrained model over the
+scenarios (absolute KL, so a scenario where the original is already close to the retrained model, and the
+ratio's denominator is tiny, does not decide the choice). The engine's stopping rule (membership AUC on the
+calibration holdout) and utility guard stay at their shipped values. Writes docs/bench/sweep.{md,json}.
 """
 
 import argparse
 import itertools
 import statistics
+import sys
 import time
 
 import torch
 
-from bench import quality, tasks
+from bench import quality, report, tasks
 from bench.adapter import UnlearnConfig, resolve_device
 from bench.report import machine, table, write
 
 ETAS = (0.5, 2.0, 5.0)
-RETAIN_WEIGHTS = (0.5, 1.0, 2.0)
-STEPS = (1, 25, 100)
-REFERENCE_LRS = (1e-4, 1e-3, 1e-2)
+RETAIN_WEIGHTS = (0.4, 1.0)
+STEPS = (1, 100)  # one step, or the engine's stopping rule with a budget of 100
+REFERENCE_LRS = (1e-3, 2e-3, 3e-3, 5e-3, 1e-2)
+SEED_OFFSET = 100  # sweep seeds 100, 101, ...: data splits, forget sets and inits the quality tables never use
 MAX_HOLDOUT_DROP = 0.02  # admissible: holdout accuracy within 2 points of the original in every scenario
 
 
@@ -42,10 +47,11 @@ def summarise(runs: dict, label: str) -> dict:
     """Per scenario, means over seeds of the figures that decide the defaults."""
     out = {}
     for sc_label, per_seed in runs.items():
-        drops, ratios, aucs, steps, secs, asr = [], [], [], [], [], []
+        drops, kls, ratios, aucs, steps, secs, asr = [], [], [], [], [], [], []
         for r in per_seed:
             orig, m = r[quality.ORIGINAL], r[label]
             drops.append(m["holdout_acc"] - orig["holdout_acc"])
+            kls.append(m["kl_to_retrain"])
             ratios.append(m["kl_to_retrain"] / max(orig["kl_to_retrain"], 1e-12))
             aucs.append(m["membership_auc"])
             steps.append(m["steps"])
@@ -54,6 +60,7 @@ def summarise(runs: dict, label: str) -> dict:
                 asr.append(m["attack_success"])
         out[sc_label] = {
             "holdout_change": statistics.fmean(drops),
+            "kl": statistics.fmean(kls),
             "kl_ratio": statistics.fmean(ratios),
             "membership_auc": statistics.fmean(aucs),
             "steps": statistics.fmean(steps),
@@ -67,10 +74,14 @@ def choose(summary: dict) -> tuple[str | None, dict]:
     scores = {}
     for label, per_sc in summary.items():
         admissible = all(v["holdout_change"] >= -MAX_HOLDOUT_DROP for v in per_sc.values())
-        mean_ratio = statistics.fmean(min(v["kl_ratio"], 10.0) for v in per_sc.values())
-        scores[label] = {"admissible": admissible, "mean_kl_ratio": mean_ratio}
+        scores[label] = {
+            "admissible": admissible,
+            "mean_kl": statistics.fmean(v["kl"] for v in per_sc.values()),
+            "mean_kl_ratio": statistics.fmean(v["kl_ratio"] for v in per_sc.values()),
+            "worst_holdout_change": min(v["holdout_change"] for v in per_sc.values()),
+        }
     ok = [k for k, v in scores.items() if v["admissible"]]
-    best = min(ok, key=lambda k: scores[k]["mean_kl_ratio"]) if ok else None
+    best = min(ok, key=lambda k: scores[k]["mean_kl"]) if ok else None
     return best, scores
 
 
@@ -78,13 +89,23 @@ def markdown(summary: dict, scores: dict, best: str | None, meta: dict) -> str:
     m = meta["machine"]
     sc_labels = list(next(iter(summary.values())))
     short = [s.replace(": forget ", " ").replace(" random rows", "").replace(" rows (trigger)", "") for s in sc_labels]
-    header = ["configuration"] + [f"{s}: Δacc / KL ratio" for s in short] + ["mean KL ratio", "admissible"]
+    header = ["configuration"] + [f"{s}: Δacc / KL ratio" for s in short]
+    header += ["mean KL", "mean KL ratio", "worst Δacc", "admissible"]
     rows = []
     for label, per_sc in summary.items():
         cells = [f"{100 * v['holdout_change']:+.1f} / {v['kl_ratio']:.2f}" for v in per_sc.values()]
         s = scores[label]
         name = f"**{label}**" if label == best else label
-        rows.append([name] + cells + [f"{s['mean_kl_ratio']:.2f}", "yes" if s["admissible"] else "no"])
+        rows.append(
+            [name]
+            + cells
+            + [
+                f"{s['mean_kl']:.3f}",
+                f"{s['mean_kl_ratio']:.2f}",
+                f"{100 * s['worst_holdout_change']:+.1f}",
+                "yes" if s["admissible"] else "no",
+            ]
+        )
     steps_header = ["configuration"] + [f"{s}: steps / AUC" for s in short]
     steps_rows = [
         [label] + [f"{v['steps']:.1f} / {v['membership_auc']:.3f}" for v in per_sc.values()]
@@ -98,7 +119,8 @@ def markdown(summary: dict, scores: dict, best: str | None, meta: dict) -> str:
             f"visible, {m['torch_threads']} torch threads, device `{meta['device']}`). Seeds: {meta['seeds']}; "
             "means over seeds. Δacc: test-holdout accuracy change against the original, in points. KL ratio: "
             "KL(retrained || method) / KL(retrained || original) on the forgotten rows (1 = no change, 0 = as "
-            "retrained). Admissible: Δacc >= -2 points in every scenario. Best admissible in bold.",
+            "retrained). Mean KL: mean over scenarios of KL(retrained || method) on the forgotten rows. Admissible: "
+            "Δacc >= -2 points in every scenario. Best admissible (lowest mean KL) in bold.",
             "",
             table(header, rows),
             "",
@@ -112,7 +134,7 @@ def markdown(summary: dict, scores: dict, best: str | None, meta: dict) -> str:
     )
 
 
-def run(device: torch.device, seeds: list[int], log=print) -> dict:
+def run(device: torch.device, seeds: list[int], log=report.log) -> dict:
     configs = grid()
     runs: dict[str, list[dict]] = {}
     for sc in tasks.SCENARIOS:
@@ -126,6 +148,11 @@ def run(device: torch.device, seeds: list[int], log=print) -> dict:
     return {"summary": summary, "scores": scores, "best": best, "configs": {k: str(c) for k, _, c in configs}}
 
 
+def config(label: str) -> UnlearnConfig:
+    """The UnlearnConfig of a grid label."""
+    return next(c for k, _, c in grid() if k == label)
+
+
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:N or auto")
@@ -136,11 +163,11 @@ def main(argv: list[str] | None = None) -> dict:
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
-    seeds = list(range(1 if args.quick else args.seeds))
+    seeds = [SEED_OFFSET + i for i in range(1 if args.quick else args.seeds)]
     start = time.perf_counter()
     out = run(device, seeds)
     meta = {
-        "command": "python -m bench.sweep" + (" --quick" if args.quick else ""),
+        "command": "python -m bench.sweep " + " ".join(argv if argv is not None else sys.argv[1:]),
         "device": str(device),
         "seeds": seeds,
         "seconds": time.perf_counter() - start,

@@ -1,0 +1,43 @@
+"""Run the whole benchmark: quality tables, the defaults sweep and the scaling run.
+
+    .venv/bin/python -m bench [--device cpu|cuda] [--seeds 3] [--quick]
+
+Writes docs/bench/{quality,sweep,scaling}.{md,json} and docs/bench/scaling.png. The sweep runs first, on its
+own seeds; the configuration it recommends is added as a row of the quality tables, measured on the quality
+seeds. --quick is a smoke run (one seed, small
+scaling sizes) whose output is not meant for the docs: with it nothing is written unless --write is given.
+"""
+
+import argparse
+import time
+
+from bench import quality, report, scaling, sweep
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:N or auto")
+    ap.add_argument("--seeds", type=int, default=3, help="seeds for quality and sweep (default 3)")
+    ap.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2)")
+    ap.add_argument("--quick", action="store_true", help="smoke run: one seed, scaling sizes 5000,20000")
+    ap.add_argument("--write", action="store_true", help="with --quick: write docs/bench anyway")
+    args = ap.parse_args()
+    common = ["--device", args.device, "--threads", str(args.threads)]
+    if args.quick:
+        common.append("--quick")
+        if not args.write:
+            common.append("--no-write")
+    start = time.perf_counter()
+    swept = sweep.main(common + ["--seeds", str(args.seeds)])
+    report.log(f"bench: sweep done at {time.perf_counter() - start:.0f} s")
+    extra = []
+    if swept["best"]:
+        extra.append((f"IAU recommended by the sweep ({swept['best']})", "iau", sweep.config(swept["best"])))
+    quality.main(common + ["--seeds", str(args.seeds)], extra_methods=extra)
+    report.log(f"bench: quality done at {time.perf_counter() - start:.0f} s")
+    scaling.main(common)
+    report.log(f"bench: all done in {time.perf_counter() - start:.0f} s")
+
+
+if __name__ == "__main__":
+    main()
