@@ -89,10 +89,18 @@ def main(argv: list[str] | None = None) -> int:
     configure_worker_logging(settings.log_level)
     if args.device:
         os.environ["UNLEARN_WORKER_DEVICE"] = args.device
+    from workers.engine import DeviceError
+    from workers.jobs.common import device
+
+    try:
+        chosen = device()  # fail fast on a device this process cannot use
+    except DeviceError as exc:
+        log_event(log, "worker.bad_device", level=logging.ERROR, error=str(exc))
+        return 2
 
     from workers.reconciler import reconcile
 
-    log_event(log, "worker.starting", queue=settings.queue_name, device=args.device or settings.device)
+    log_event(log, "worker.starting", queue=settings.queue_name, device=str(chosen))
     reconcile()
     enqueue_due_retries()
     maintenance = None

@@ -2,7 +2,14 @@
 
 import pytest
 
-from tests.workers.procs import redis_client, test_queue, workers  # noqa: F401 - fixtures
+from tests.workers.procs import (  # noqa: F401 - fixtures
+    backend_url,
+    module_pg_url,
+    module_sqlite_url,
+    redis_client,
+    test_queue,
+    workers,
+)
 
 
 @pytest.hookimpl(hookwrapper=True, tryfirst=True)

@@ -1,8 +1,11 @@
 """Real worker subprocesses for tests: a unique queue per test and `python -m workers` processes.
 
 `workers` starts worker processes with the test's configuration (database, Redis, blob folder, queue) and
-stops them at the end of the test; `wait_for` polls a condition. Every test that uses them talks to the real
-PostgreSQL or SQLite database and the real Redis; nothing about the queue is faked.
+stops them at the end of the test. Every test that uses them talks to the real PostgreSQL or SQLite database
+and the real Redis; nothing about the queue is faked.
+
+A worker's reconciler looks at the whole database, so each test module gets databases of its own
+(`backend_url` is overridden): work other tests leave queued or training is not picked up here.
 """
 
 from __future__ import annotations
@@ -18,11 +21,15 @@ from pathlib import Path
 
 import pytest
 import redis
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
 
 from app.core import db as core_db
 from app.core.config import get_settings
+from app.core.migrate import upgrade
 
 ROOT = Path(__file__).resolve().parents[2]
+PG_ADMIN_URL = os.environ.get("UNLEARN_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 RECONCILE_INTERVAL_S = 1.0  # seconds between reconciler passes in test workers
 
 
@@ -30,6 +37,36 @@ def _clear_caches() -> None:
     get_settings.cache_clear()
     core_db.get_engine.cache_clear()
     core_db.get_sessionmaker.cache_clear()
+
+
+@pytest.fixture(scope="module")
+def module_pg_url() -> Iterator[str]:
+    """A fresh PostgreSQL database of this test module, migrated to head; dropped afterwards."""
+    name = f"unlearn_wtest_{secrets.token_hex(6)}"
+    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    url = make_url(PG_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+    try:
+        upgrade(url)
+        yield url
+    finally:
+        _clear_caches()
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture(scope="module")
+def module_sqlite_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    url = f"sqlite:///{tmp_path_factory.mktemp('wsqlite') / 'unlearn.db'}"
+    upgrade(url)
+    return url
+
+
+@pytest.fixture
+def backend_url(backend: str, request: pytest.FixtureRequest) -> str:
+    return request.getfixturevalue("module_pg_url" if backend == "postgresql" else "module_sqlite_url")
 
 
 @pytest.fixture

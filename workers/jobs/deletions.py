@@ -16,6 +16,7 @@ A job whose request was taken over by the lock holder stops waiting and does not
 
 from __future__ import annotations
 
+import contextlib
 import time
 from dataclasses import dataclass
 
@@ -30,7 +31,7 @@ from workers.datastore import TrainingData, live_mask, load_dataset, request_row
 from workers.jobs.common import PermanentError, audit, current_job_id, event, short_error, write_checkpoint
 from workers.jobs.updates import request_evidence, run_update
 from workers.locks import LockUnavailable, model_lock
-from workers.publish import Outcome, fail_requests, publish_version
+from workers.publish import Outcome, delete_blob_if_unused, fail_requests, publish_version
 
 RETRY_WAIT = "retry_wait"  # stage of a queued request waiting for its retry job
 RETRY_BACKOFF_S = (2.0, 10.0, 60.0, 300.0)  # delay before retry k (1-based); the last value repeats
@@ -272,15 +273,20 @@ def _run_and_publish(model_id: str, batch: Batch, job_id: str | None) -> int:
         Outcome(request_id=rid, evidence=request_evidence(result, data, rid, rows[rid], batch.request_ids))
         for rid in batch.request_ids
     ]
-    new_version = publish_version(
-        model_id=model_id,
-        base_version=base_info["version"],
-        checkpoint_sha256=sha,
-        checkpoint_size=size,
-        outcomes=outcomes,
-        evidence_summary={**result.evidence, "applied_requests": list(batch.request_ids)},
-        job_id=job_id,
-    )
+    try:
+        new_version = publish_version(
+            model_id=model_id,
+            base_version=base_info["version"],
+            checkpoint_sha256=sha,
+            checkpoint_size=size,
+            outcomes=outcomes,
+            evidence_summary={**result.evidence, "applied_requests": list(batch.request_ids)},
+            job_id=job_id,
+        )
+    except BaseException:
+        with contextlib.suppress(Exception):  # nothing was published: drop the unreferenced blob if we can
+            delete_blob_if_unused(sha)
+        raise
     event(
         "deletion.applied",
         model_id=model_id,
