@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
 import threading
 
@@ -87,10 +86,10 @@ def main(argv: list[str] | None = None) -> int:
 
     settings = get_settings()
     configure_worker_logging(settings.log_level)
-    if args.device:
-        os.environ["UNLEARN_WORKER_DEVICE"] = args.device
     from workers.engine import DeviceError
-    from workers.jobs.common import device
+    from workers.jobs.common import device, set_device
+
+    set_device(args.device)
 
     try:
         chosen = device()  # fail fast on a device this process cannot use

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 from typing import Any
 
 import torch
@@ -40,9 +39,18 @@ def event(name: str, *, level: int = logging.INFO, **fields: Any) -> None:
     log_event(log, name, level=level, job_id=current_job_id(), **fields)
 
 
+_device_setting: str | None = None  # this process's --device, when given
+
+
+def set_device(setting: str | None) -> None:
+    """Pin this worker process to a device setting (`python -m workers --device ...`)."""
+    global _device_setting
+    _device_setting = setting
+
+
 def device() -> torch.device:
-    """The device of this worker process (`--device`, else UNLEARN_DEVICE), resolved on first use."""
-    return resolve_device(os.environ.get("UNLEARN_WORKER_DEVICE") or get_settings().device)
+    """The device of this worker process (`--device`, else UNLEARN_DEVICE)."""
+    return resolve_device(_device_setting or get_settings().device)
 
 
 def short_error(exc: BaseException) -> str:
