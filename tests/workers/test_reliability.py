@@ -11,6 +11,7 @@ import redis
 from rq import Worker
 
 from app.core.config import get_settings
+from app.core.db import session_scope
 from app.core.storage import BlobStore
 from tests.workers import factories as f
 from workers.queue import enqueue_deletion, get_queue, get_redis
@@ -163,3 +164,23 @@ def test_a_job_that_fails_for_good_marks_the_request_failed_and_deletes_nothing(
     events = [e for e, refs in f.audit_events(model_id) if refs.get("request_id") == rid]
     assert events == ["deletion.started", "deletion.failed"]
     f.verify_audit_log()
+
+
+def test_training_interrupted_by_sigkill_is_requeued_and_finishes(settings, workers):
+    from workers.locks import is_locked
+    from workers.queue import enqueue_training
+
+    tenant = f.make_tenant()
+    dataset = f.make_dataset(tenant, rows=300)
+    model_id = f.make_training_model(tenant, dataset, recipe={**f.FAST_RECIPE, "epochs": 20000})
+    enqueue_training(model_id)
+    doomed = workers.start()
+    f.wait_for(lambda: is_locked(model_id), what="training to start")
+    workers.kill(doomed)
+    assert f.model(model_id).status == "training" and f.versions(model_id) == []
+
+    with session_scope() as session:
+        session.get(f.Model, model_id).train_recipe = f.FAST_RECIPE
+    workers.start()  # its reconciler finds the model training with nobody holding its lock
+    f.wait_for(lambda: f.model(model_id).status == "ready", timeout=60, what="training to finish")
+    assert [(v.version, v.state) for v in f.versions(model_id)] == [(1, "available")]

@@ -44,7 +44,10 @@ def refresh_cache(model_id: str, version: int) -> dict:
         data = load_dataset(session, model.dataset_id)
         live = live_mask(session, model_id, data.num_rows, as_of_version=version)
         checkpoint_sha = row.checkpoint_sha256
-    state = read_checkpoint(checkpoint_sha)
+    try:
+        state = read_checkpoint(checkpoint_sha)
+    except FileNotFoundError:  # superseded and purged while this job waited
+        return {"model_id": model_id, "version": version, "skipped": True}
     cache = build_cache(spec, state, data.features, data.labels, live, version, device(), chunk_size=cfg.chunk_size)
     sha, _ = write_grad_cache(cache.grad_sum, live, version=version)
     with session_scope() as session:
