@@ -88,3 +88,18 @@ def test_retrain_of_uploaded_model_fails_and_deletes_nothing(settings, workers):
     assert "training recipe" in failed.error and failed.attempts == 1
     assert f.tombstones(model_id) == []
     assert [v.version for v in f.versions(model_id)] == [1]
+
+
+@pytest.mark.parametrize("backend", ["postgresql"])
+def test_a_bad_request_in_a_coalesced_batch_does_not_fail_the_others(settings, workers):
+    tenant = f.make_tenant()
+    model_id = f.trained_model(tenant, f.make_dataset(tenant), unlearn_defaults=f.MOVING_UPDATE)
+    good = f.make_deletion(tenant, model_id, [1, 2])
+    bad = f.make_deletion(tenant, model_id, [])  # claims no rows: cannot be applied
+    for rid in (good, bad):
+        enqueue_deletion(rid, model_id)
+    workers.start()
+    f.wait_for(lambda: f.request(good).status == "succeeded" and f.request(bad).status == "failed", timeout=60)
+    assert f.request(good).attempts == 2, "first tried together with the bad one, then alone"
+    assert "claim no pending rows" in f.request(bad).error
+    assert [v.applied_requests for v in f.versions(model_id)] == [[], [good]]

@@ -126,10 +126,13 @@ def _apply_batch(model_id: str, batch: Batch, job_id: str | None) -> int | None:
     except Exception as exc:  # every failure is recorded on the requests
         error = short_error(exc)
         event("deletion.attempt_failed", model_id=model_id, requests=",".join(batch.request_ids), error=error)
+        # A permanent error fails the request for good only when it was applied alone; in a coalesced batch
+        # each request is retried by itself, so one bad request does not take the others down.
+        permanent = isinstance(exc, PermanentError) and len(batch.request_ids) == 1
         give_up = {
-            rid: (error if isinstance(exc, PermanentError) else f"gave up after {n} attempts; last: {error}")
+            rid: (error if permanent else f"gave up after {n} attempts; last: {error}")
             for rid, n in attempts.items()
-            if isinstance(exc, PermanentError) or n >= settings.max_attempts
+            if permanent or n >= settings.max_attempts
         }
         if give_up:
             fail_requests(model_id=model_id, reasons=give_up)
