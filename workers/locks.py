@@ -60,6 +60,8 @@ class ModelLock:
             conn, self._conn = self._conn, None
             try:
                 conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": lock_key(self.model_id)})
+            except Exception:  # the connection is gone, and its session locks with it
+                conn.invalidate()
             finally:
                 conn.close()  # a closed connection drops its session locks in any case
         if self._fd is not None:
