@@ -80,7 +80,8 @@ def apply_deletions(model_id: str, request_id: str | None = None) -> dict:
 
 def _next_batch(model_id: str, job_id: str | None) -> Batch | None:
     """Under the lock: the next update to apply, failing requests that ran out of attempts."""
-    max_attempts = get_settings().max_attempts
+    settings = get_settings()
+    max_attempts = settings.max_attempts
     with session_scope() as session:
         waiting = list(
             session.execute(
@@ -108,7 +109,7 @@ def _next_batch(model_id: str, job_id: str | None) -> Batch | None:
             batch.append(r)
             if alone:
                 break
-        elif alone:
+        elif alone or (settings.max_coalesce and len(batch) >= settings.max_coalesce):
             break
         else:
             batch.append(r)
@@ -185,7 +186,8 @@ def _mark_running(model_id: str, batch: Batch, job_id: str | None) -> dict[str, 
 def _schedule_retries(model_id: str, request_ids: list[str], attempts: dict[str, int], error: str) -> None:
     from workers.queue import enqueue_deletion
 
-    max_attempts = get_settings().max_attempts
+    settings = get_settings()
+    max_attempts = settings.max_attempts
     with session_scope() as session:
         for r in session.execute(
             select(DeletionRequest).where(DeletionRequest.id.in_(request_ids), DeletionRequest.status == "running")

@@ -1,0 +1,30 @@
+"""Which waiting requests one update takes: coalescing, and its cap UNLEARN_MAX_COALESCE."""
+
+import pytest
+
+from app.core.config import get_settings
+from tests.workers import factories as f
+from workers.jobs.deletions import _next_batch
+
+pytestmark = pytest.mark.parametrize("backend", ["sqlite"])
+
+
+@pytest.mark.parametrize(("cap", "expected"), [(0, 5), (1, 1), (3, 3)])
+def test_waiting_iau_requests_are_coalesced_up_to_the_cap(settings, monkeypatch, cap, expected):
+    monkeypatch.setenv("UNLEARN_MAX_COALESCE", str(cap))
+    get_settings.cache_clear()
+    tenant = f.make_tenant()
+    model_id = f.make_training_model(tenant, f.make_dataset(tenant))
+    ids = [f.make_deletion(tenant, model_id, [i]) for i in range(5)]
+    batch = _next_batch(model_id, None)
+    assert batch.method == "iau"
+    assert batch.request_ids == ids[:expected], "oldest first, at most `cap` requests"
+
+
+def test_a_retrain_request_is_applied_alone(settings):
+    tenant = f.make_tenant()
+    model_id = f.make_training_model(tenant, f.make_dataset(tenant))
+    first = f.make_deletion(tenant, model_id, [0])
+    f.make_deletion(tenant, model_id, [1], method="retrain")
+    f.make_deletion(tenant, model_id, [2])
+    assert _next_batch(model_id, None).request_ids == [first], "iau requests before a retrain, not past it"
