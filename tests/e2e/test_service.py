@@ -6,11 +6,18 @@ sha256 is the ETag), load it with safetensors into the zoo model, see the eviden
 answers 410 and the deleted rows are tombstoned.
 """
 
+import copy
 import hashlib
+import json
+import subprocess
+import sys
 import time
 
+import pytest
 from safetensors.torch import load as st_load
 
+from app.audit.signing import load_public_key
+from app.audit.verify import VerificationError, verify_receipt
 from tests.helpers import upload_digits
 from tests.workers import factories as f
 from workers.engine import ArchSpec, build_model
@@ -31,7 +38,7 @@ def poll(client, url, done, *, timeout=90.0):
         time.sleep(0.2)
 
 
-def test_delete_rows_end_to_end(client, workers):
+def test_delete_rows_end_to_end(client, workers, tmp_path):
     workers.start()  # starts while the data set uploads and the model is registered
     dataset = upload_digits(client)
     resp = client.post(
@@ -69,3 +76,26 @@ def test_delete_rows_end_to_end(client, workers):
     assert {(t.state, t.deleted_in_version) for t in stones} == {("deleted", 2)}
     again = client.post(f"/v1/models/{model_id}/deletions", json={"sample_ids": ["user-2"]})
     assert again.status_code == 409, again.text
+
+    check_receipt_offline(client, location, tmp_path)
+
+
+def check_receipt_offline(client, location, tmp_path):
+    """The signed receipt verifies with nothing but the published public key, by library and by command."""
+    receipt = client.get(f"{location}/receipt")
+    assert receipt.status_code == 200, receipt.text
+    receipt = receipt.json()
+    pem = client.get("/v1/audit/public-key").json()["public_key_pem"]
+    verify_receipt(receipt, load_public_key(pem))
+    tampered = copy.deepcopy(receipt)
+    tampered["result_version"]["version"] = 7
+    with pytest.raises(VerificationError):
+        verify_receipt(tampered, load_public_key(pem))
+
+    (tmp_path / "receipt.json").write_text(json.dumps(receipt))
+    (tmp_path / "tampered.json").write_text(json.dumps(tampered))
+    (tmp_path / "key.pem").write_text(pem)
+    command = [sys.executable, "-m", "app.audit.verify", "receipt"]
+    ok = subprocess.run([*command, tmp_path / "receipt.json", "--public-key", tmp_path / "key.pem"], check=False)
+    bad = subprocess.run([*command, tmp_path / "tampered.json", "--public-key", tmp_path / "key.pem"], check=False)
+    assert (ok.returncode, bad.returncode) == (0, 1)
