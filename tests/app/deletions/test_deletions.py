@@ -5,6 +5,7 @@ import threading
 import pytest
 from fastapi.testclient import TestClient
 
+from app.core.deps import JobQueue
 from app.core.errors import ServiceUnavailable
 from app.main import create_app
 from tests.app.dbcount import row_counts
@@ -169,6 +170,16 @@ def test_redis_down_is_503_and_writes_nothing(client, app, model):
     before = row_counts(app)
     resp = post(client, model, ["user-1"], headers={"Idempotency-Key": "r-1"})
     assert resp.status_code == 503 and resp.headers["retry-after"]
+    assert row_counts(app) == before
+
+
+def test_unreachable_redis_is_503_and_writes_nothing(client, app, model):
+    """The real Redis client against a port where nothing listens: the request is refused before any write."""
+    app.state.jobs = JobQueue("redis://127.0.0.1:1/0")
+    before = row_counts(app)
+    resp = post(client, model, ["user-1"], headers={"Idempotency-Key": "r-2"})
+    assert resp.status_code == 503 and resp.headers["retry-after"], resp.text
+    assert resp.headers["content-type"].startswith("application/problem+json")
     assert row_counts(app) == before
 
 
