@@ -35,18 +35,25 @@ LOADERS = {"digits": data.digits, "digits-poison": data.poisoned_digits, "memori
 @dataclass(frozen=True)
 class Scenario:
     task: str  # key of LOADERS
-    forget: str  # "1%", "5%" or "poison"
+    forget: str  # "1 row", "1%", "5%" or "poison"
 
     @property
     def label(self) -> str:
-        what = "poisoned rows (trigger)" if self.forget == "poison" else f"{self.forget} random rows"
+        if self.forget == "poison":
+            what = "poisoned rows (trigger)"
+        elif self.forget == "1 row":
+            what = "1 random row"
+        else:
+            what = f"{self.forget} random rows"
         return f"{self.task}: forget {what}"
 
 
 SCENARIOS = [
+    Scenario("digits", "1 row"),
     Scenario("digits", "1%"),
     Scenario("digits", "5%"),
     Scenario("digits-poison", "poison"),
+    Scenario("memorisation", "1 row"),
     Scenario("memorisation", "1%"),
     Scenario("memorisation", "5%"),
 ]
@@ -74,9 +81,8 @@ def forget_index(sc: Scenario, seed: int) -> torch.Tensor:
     t = task(sc.task, seed)
     if sc.forget == "poison":
         return t.poison_idx
-    share = float(sc.forget.rstrip("%")) / 100
     g = torch.Generator().manual_seed(20_000 + seed)
-    m = max(1, int(round(share * len(t.y))))
+    m = 1 if sc.forget == "1 row" else max(1, int(round(float(sc.forget.rstrip("%")) / 100 * len(t.y))))
     return torch.randperm(len(t.y), generator=g)[:m].sort().values
 
 
