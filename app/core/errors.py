@@ -13,7 +13,7 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DataError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 log = logging.getLogger("app.errors")
@@ -163,11 +163,20 @@ async def _db_unavailable(_request: Request, exc: OperationalError) -> JSONRespo
     )
 
 
+async def _data_error(_request: Request, exc: DataError) -> JSONResponse:
+    # PostgreSQL text cannot hold NUL; psycopg refuses such a value before it is sent. Any other DataError is a
+    # server fault and stays a 500.
+    if "NUL (0x00)" not in str(exc.orig):
+        raise exc
+    return problem(422, "text values must not contain NUL (0x00) characters", code="validation-error")
+
+
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(AppError, _app_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(OperationalError, _db_unavailable)
+    app.add_exception_handler(DataError, _data_error)
 
 
 def internal_error_response() -> JSONResponse:
