@@ -6,10 +6,10 @@ import tempfile
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
-from sqlalchemy import text
+from sqlalchemy import func, select, text
 
 from app.core.logging import log_event
-from app.core.metrics import render_metrics
+from app.core.metrics import LiveCollector, render_metrics
 
 router = APIRouter(tags=["health"])
 log = logging.getLogger("app.health")
@@ -57,8 +57,42 @@ def readyz(request: Request) -> JSONResponse:
     )
 
 
+def _queue_counts(request: Request) -> dict[str, int]:
+    """Jobs of the unlearn queue by state, read from Redis now."""
+    from rq import Queue
+    from rq.registry import FailedJobRegistry, ScheduledJobRegistry, StartedJobRegistry
+
+    queue = Queue(request.app.state.settings.queue_name, connection=request.app.state.jobs.redis)
+    return {
+        "queued": queue.count,
+        "scheduled": ScheduledJobRegistry(queue=queue).count,
+        "started": StartedJobRegistry(queue=queue).count,
+        "failed": FailedJobRegistry(queue=queue).count,
+    }
+
+
+def _request_counts(request: Request) -> dict[str, int]:
+    """Open deletion requests (all tenants) by status, read from the database now."""
+    from app.deletions.orm import DeletionRequest
+
+    counts = {"queued": 0, "running": 0}
+    with request.app.state.engine.connect() as conn:
+        rows = conn.execute(
+            select(DeletionRequest.status, func.count())
+            .where(DeletionRequest.status.in_(tuple(counts)))
+            .group_by(DeletionRequest.status)
+        ).all()
+    counts.update({status: int(n) for status, n in rows})
+    return counts
+
+
 @router.get("/metrics")
-def metrics() -> Response:
-    """Prometheus text exposition."""
-    body, content_type = render_metrics()
+def metrics(request: Request) -> Response:
+    """Prometheus text exposition: every process's metrics plus queue depth and open requests read now."""
+    live = LiveCollector(
+        queue=request.app.state.settings.queue_name,
+        queue_counts=lambda: _queue_counts(request),
+        request_counts=lambda: _request_counts(request),
+    )
+    body, content_type = render_metrics(extra=[live])
     return Response(body, media_type=content_type)

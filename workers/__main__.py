@@ -3,6 +3,9 @@
 One process per device. Jobs run inside this process (RQ's SimpleWorker: no fork, so CUDA is only ever
 initialised in the process that uses it). A background thread reconciles the queue with the database on start
 and every Settings.reconcile_interval_s, and moves retries whose backoff has elapsed onto the queue.
+
+Every log line the service emits while a job runs carries that job's `job_id` (RQ's own lines stay plain text),
+and each job's duration and outcome go to the metrics (PROMETHEUS_MULTIPROC_DIR: see app.core.metrics).
 """
 
 from __future__ import annotations
@@ -11,13 +14,15 @@ import argparse
 import logging
 import sys
 import threading
+import time
 
 from rq import SimpleWorker
 from rq.job import Job
 from rq.registry import ScheduledJobRegistry
 
 from app.core.config import get_settings
-from app.core.logging import JsonFormatter, configure_logging, log_event
+from app.core.logging import JsonFormatter, configure_logging, job_id_var, log_event
+from app.core.metrics import JOB_DURATION, record_failures
 from workers.queue import get_queue, get_redis
 
 log = logging.getLogger("workers")
@@ -65,6 +70,48 @@ class Maintenance(threading.Thread):
                 log_event(log, "maintenance.failed", level=logging.ERROR, exc_info=True)
 
 
+JOB_KINDS = {
+    "workers.jobs.deletions.apply_deletions": "deletion",
+    "workers.jobs.train.train_model": "train",
+    "workers.jobs.cache.refresh_cache": "cache",
+}
+
+
+def job_kind(job: Job) -> str:
+    """The metrics label of a job: deletion, train, cache (other for anything else)."""
+    try:
+        return JOB_KINDS.get(job.func_name, "other")
+    except Exception:  # a job whose function cannot be read still runs (and fails) through RQ
+        return "other"
+
+
+class ServiceWorker(SimpleWorker):
+    """SimpleWorker that binds the job id to the service's log lines and times each job."""
+
+    def perform_job(self, job: Job, queue, *args, **kwargs) -> bool:
+        kind = job_kind(job)
+        token = job_id_var.set(job.id)
+        started = time.perf_counter()
+        ok = False
+        log_event(log, "job.started", job=kind)
+        try:
+            ok = super().perform_job(job, queue, *args, **kwargs)
+            return ok
+        finally:
+            seconds = time.perf_counter() - started
+            JOB_DURATION.labels(job=kind, outcome="ok" if ok else "error").observe(seconds)
+            if not ok:
+                record_failures(kind, "unhandled")
+            log_event(
+                log,
+                "job.finished" if ok else "job.errored",
+                level=logging.INFO if ok else logging.ERROR,
+                job=kind,
+                seconds=round(seconds, 3),
+            )
+            job_id_var.reset(token)
+
+
 def configure_worker_logging(level: str) -> None:
     """JSON event lines for the service's loggers (app.*, workers.*); RQ's own lines as plain text."""
     configure_logging(level)
@@ -106,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.burst:
         maintenance = Maintenance(settings.reconcile_interval_s)
         maintenance.start()
-    worker = SimpleWorker([get_queue()], connection=get_redis(), name=args.name)
+    worker = ServiceWorker([get_queue()], connection=get_redis(), name=args.name)
     try:
         worker.work(burst=args.burst, logging_level=settings.log_level.upper())
     finally:

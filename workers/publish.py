@@ -17,6 +17,7 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
 from app.core.db import session_scope, utcnow
+from app.core.metrics import record_failures
 from app.datasets.orm import Dataset
 from app.deletions.orm import DeletionRequest, Tombstone
 from app.models.orm import Model, ModelVersion
@@ -160,6 +161,7 @@ def fail_requests(*, model_id: str, reasons: dict[str, str]) -> None:
                 refs={"request_id": request_id, "model_id": model_id},
                 evidence={"error": reasons[request_id]},
             )
+    record_failures("deletion", "permanent", len(failed))
     for request_id in failed:
         event("deletion.failed", model_id=model_id, request_id=request_id)
 

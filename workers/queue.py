@@ -103,7 +103,7 @@ def enqueue_training(model_id: str, *, force: bool = False) -> str:
         description=f"train model {model_id}",
         force=force,
     )
-    log_event(log, "job.enqueued", kind="train", model_id=model_id, job_id=job.id)
+    log_event(log, "job.enqueued", kind="train", model_id=model_id, enqueued_job_id=job.id)
     return job.id
 
 
@@ -139,7 +139,7 @@ def enqueue_deletion(
         description=f"apply deletions to model {model_id} (request {request_id})",
         delay_s=delay_s,
     )
-    log_event(log, "job.enqueued", kind="deletion", model_id=model_id, request_id=request_id, job_id=job_id)
+    log_event(log, "job.enqueued", kind="deletion", model_id=model_id, request_id=request_id, enqueued_job_id=job_id)
     return job_id
 
 
@@ -152,5 +152,5 @@ def enqueue_cache_refresh(model_id: str, version: int) -> str:
         description=f"refresh gradient cache of model {model_id} version {version}",
         force=False,
     )
-    log_event(log, "job.enqueued", kind="cache", model_id=model_id, version=version, job_id=job.id)
+    log_event(log, "job.enqueued", kind="cache", model_id=model_id, version=version, enqueued_job_id=job.id)
     return job.id

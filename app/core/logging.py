@@ -1,16 +1,29 @@
-"""Structured JSON logs: one line per event, a dotted event name plus key/value fields, bound to the request id.
+"""Structured JSON logs: one line per event, a dotted event name plus key/value fields, bound to the request id
+(API) or the job id (workers).
 
 Usage: `log_event(log, "deletion.requested", request_id=..., model_id=...)`. Never pass secrets or raw rows.
+`request_id_var` is set by the HTTP middleware for each request; `job_id_var` by the worker around each job, so
+every line logged while a job runs carries its `job_id`. As a last line of defence, the password of any URL in a
+line (`scheme://user:password@host`) is masked.
 """
 
 import json
 import logging
+import re
 import sys
 from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any
 
 request_id_var: ContextVar[str | None] = ContextVar("request_id", default=None)
+job_id_var: ContextVar[str | None] = ContextVar("job_id", default=None)
+
+_URL_PASSWORD = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://[^:/@\s\"]*:)[^@\s\"]+@")
+
+
+def mask_secrets(text: str) -> str:
+    """`scheme://user:password@host` becomes `scheme://user:***@host`."""
+    return _URL_PASSWORD.sub(r"\1***@", text)
 
 
 class JsonFormatter(logging.Formatter):
@@ -24,13 +37,16 @@ class JsonFormatter(logging.Formatter):
         request_id = request_id_var.get()
         if request_id:
             entry["request_id"] = request_id
+        job_id = job_id_var.get()
+        if job_id:
+            entry["job_id"] = job_id
         fields = getattr(record, "fields", None)
         if isinstance(fields, dict):
             entry.update(fields)
         if record.exc_info:
             entry["exc_type"] = record.exc_info[0].__name__ if record.exc_info[0] else None
             entry["traceback"] = self.formatException(record.exc_info)
-        return json.dumps(entry, default=str)
+        return mask_secrets(json.dumps(entry, default=str))
 
 
 def configure_logging(level: str = "INFO") -> None:

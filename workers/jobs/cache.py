@@ -13,7 +13,7 @@ from app.core.db import session_scope
 from app.models.orm import Model, ModelVersion
 from workers.datastore import live_mask, load_dataset
 from workers.engine import UnlearnConfig, build_cache
-from workers.jobs.common import arch_spec, device, event, read_checkpoint, write_grad_cache
+from workers.jobs.common import arch_spec, device, event, phase, read_checkpoint, write_grad_cache
 from workers.jobs.updates import config_from
 from workers.publish import delete_blob_if_unused
 
@@ -41,15 +41,19 @@ def refresh_cache(model_id: str, version: int) -> dict:
         model, row = found
         spec = arch_spec(model.architecture)
         cfg = config_from(UnlearnConfig, model.unlearn_defaults or {})
-        data = load_dataset(session, model.dataset_id)
-        live = live_mask(session, model_id, data.num_rows, as_of_version=version)
+        with phase("cache", "load"):
+            data = load_dataset(session, model.dataset_id)
+            live = live_mask(session, model_id, data.num_rows, as_of_version=version)
         checkpoint_sha = row.checkpoint_sha256
     try:
-        state = read_checkpoint(checkpoint_sha)
+        with phase("cache", "load_checkpoint"):
+            state = read_checkpoint(checkpoint_sha)
     except FileNotFoundError:  # superseded and purged while this job waited
         return {"model_id": model_id, "version": version, "skipped": True}
-    cache = build_cache(spec, state, data.features, data.labels, live, version, device(), chunk_size=cfg.chunk_size)
-    sha, _ = write_grad_cache(cache.grad_sum, live, version=version)
+    with phase("cache", "compute"):
+        cache = build_cache(spec, state, data.features, data.labels, live, version, device(), chunk_size=cfg.chunk_size)
+    with phase("cache", "write"):
+        sha, _ = write_grad_cache(cache.grad_sum, live, version=version)
     with session_scope() as session:
         still_latest = _current(session, model_id, version) is not None
         updated = 0

@@ -1,8 +1,12 @@
-"""What every job shares: the device, structured log events bound to the job id, the audit adapter, blobs."""
+"""What every job shares: the device, structured log events bound to the job id, phase timings, the audit
+adapter, blobs."""
 
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import torch
@@ -14,7 +18,8 @@ from torch import Tensor
 
 from app.core import audit_hook, orm_registry  # noqa: F401 - every table known to the ORM
 from app.core.config import get_settings
-from app.core.logging import log_event
+from app.core.logging import job_id_var, log_event
+from app.core.metrics import observe_phase
 from workers.datastore import get_store
 from workers.engine import ArchSpec, checkpoint_bytes, load_checkpoint, resolve_device
 
@@ -35,8 +40,19 @@ def current_job_id() -> str | None:
 
 
 def event(name: str, *, level: int = logging.INFO, **fields: Any) -> None:
-    """Log a structured event (dotted name plus key/value fields), bound to the current job id."""
-    log_event(log, name, level=level, job_id=current_job_id(), **fields)
+    """Log a structured event (dotted name plus key/value fields); the worker binds the running job's id
+    (app.core.logging.job_id_var) to every line; outside the worker the RQ job running now, if any, is named."""
+    if job_id_var.get() is None:
+        fields.setdefault("job_id", current_job_id())
+    log_event(log, name, level=level, **fields)
+
+
+@contextmanager
+def phase(job: str, name: str) -> Iterator[None]:
+    """Time one phase of a job into unlearn_job_phase_duration_seconds{job, phase} (when it completes)."""
+    started = time.perf_counter()
+    yield
+    observe_phase(job, name, time.perf_counter() - started)
 
 
 _device_setting: str | None = None  # this process's --device, when given

@@ -25,10 +25,11 @@ from sqlalchemy import select
 
 from app.core.config import get_settings
 from app.core.db import session_scope, utcnow
+from app.core.metrics import observe_phase, record_failures, record_update
 from app.deletions.orm import DeletionRequest
 from app.models.orm import Model, ModelVersion
 from workers.datastore import TrainingData, live_mask, load_dataset, request_rows
-from workers.jobs.common import PermanentError, audit, current_job_id, event, short_error, write_checkpoint
+from workers.jobs.common import PermanentError, audit, current_job_id, event, phase, short_error, write_checkpoint
 from workers.jobs.updates import request_evidence, run_update
 from workers.locks import LockUnavailable, model_lock
 from workers.publish import Outcome, delete_blob_if_unused, fail_requests, publish_version
@@ -196,6 +197,7 @@ def _schedule_retries(model_id: str, request_ids: list[str], attempts: dict[str,
             r.stage = RETRY_WAIT
             r.progress = 0.0
             r.error = f"attempt {r.attempts} of {max_attempts} failed: {error}"[:500]
+    record_failures("deletion", "retry", len(request_ids))
     for rid in request_ids:
         delay = retry_delay(attempts[rid])
         enqueue_deletion(rid, model_id, delay_s=delay)
@@ -230,6 +232,7 @@ class _Progress:
 def _run_and_publish(model_id: str, batch: Batch, job_id: str | None) -> int:
     """Run the update and commit the new version (purging the superseded one); returns the new version."""
     progress = _Progress(batch.request_ids)
+    load_started = time.perf_counter()
     with session_scope() as session:
         model = session.get(Model, model_id)
         if model is not None and model.status == "training":
@@ -262,6 +265,7 @@ def _run_and_publish(model_id: str, batch: Batch, job_id: str | None) -> int:
     forget_idx = torch.tensor(sorted(i for idx in rows.values() for i in idx), dtype=torch.int64)  # (F,)
     if not bool(live[forget_idx].all()):
         raise PermanentError("some requested rows are already deleted from the model")
+    observe_phase("deletion", "load", time.perf_counter() - load_started)
 
     result = run_update(
         method=batch.method,
@@ -272,22 +276,28 @@ def _run_and_publish(model_id: str, batch: Batch, job_id: str | None) -> int:
         forget_idx=forget_idx,
         on_stage=progress.stage,
     )
+    for name, seconds in (result.evidence.get("timings_s") or {}).items():
+        if name != "total":  # the engine's phases; "total" is their sum
+            observe_phase("deletion", name, seconds)
     progress.stage("publishing", 0.95)
-    sha, size = write_checkpoint(result.state_dict)
-    outcomes = [
-        Outcome(request_id=rid, evidence=request_evidence(result, data, rid, rows[rid], batch.request_ids))
-        for rid in batch.request_ids
-    ]
+    with phase("deletion", "write"):
+        sha, size = write_checkpoint(result.state_dict)
+    with phase("deletion", "request_evidence"):
+        outcomes = [
+            Outcome(request_id=rid, evidence=request_evidence(result, data, rid, rows[rid], batch.request_ids))
+            for rid in batch.request_ids
+        ]
     try:
-        new_version = publish_version(
-            model_id=model_id,
-            base_version=base_info["version"],
-            checkpoint_sha256=sha,
-            checkpoint_size=size,
-            outcomes=outcomes,
-            evidence_summary={**result.evidence, "applied_requests": list(batch.request_ids)},
-            job_id=job_id,
-        )
+        with phase("deletion", "publish"):
+            new_version = publish_version(
+                model_id=model_id,
+                base_version=base_info["version"],
+                checkpoint_sha256=sha,
+                checkpoint_size=size,
+                outcomes=outcomes,
+                evidence_summary={**result.evidence, "applied_requests": list(batch.request_ids)},
+                job_id=job_id,
+            )
     except BaseException:
         with contextlib.suppress(Exception):  # nothing was published: drop the unreferenced blob if we can
             delete_blob_if_unused(sha)
@@ -300,5 +310,12 @@ def _run_and_publish(model_id: str, batch: Batch, job_id: str | None) -> int:
         requests=len(batch.request_ids),
         rows=int(forget_idx.numel()),
         checkpoint_sha256=sha,
+    )
+    record_update(
+        model_id=model_id,
+        method=batch.method,
+        requests=len(batch.request_ids),
+        rows=int(forget_idx.numel()),
+        membership_auc=(result.evidence.get("after") or {}).get("membership_auc"),
     )
     return new_version

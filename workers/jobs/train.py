@@ -10,10 +10,11 @@ import time
 
 from app.core.config import get_settings
 from app.core.db import session_scope, utcnow
+from app.core.metrics import observe_phase, record_failures
 from app.models.orm import Model, ModelVersion
 from workers.datastore import load_dataset
 from workers.engine import TrainConfig, evaluate, train
-from workers.jobs.common import audit, device, event, short_error, write_checkpoint
+from workers.jobs.common import audit, device, event, phase, short_error, write_checkpoint
 from workers.jobs.updates import config_from
 from workers.locks import model_lock
 
@@ -42,7 +43,8 @@ def train_model(model_id: str) -> dict:
                 _fail(model_id, f"gave up after {attempts - 1} attempts (the worker stopped during training)")
                 return {"model_id": model_id, "failed": True}
             spec_arch, recipe, dataset_id = model.architecture, dict(model.train_recipe or {}), model.dataset_id
-            data = load_dataset(session, dataset_id)
+            with phase("train", "load"):
+                data = load_dataset(session, dataset_id)
         try:
             version = _train_and_publish(model_id, spec_arch, recipe, data)
         except Exception as exc:  # recorded on the model; a training failure is final
@@ -67,6 +69,8 @@ def _train_and_publish(model_id: str, architecture: dict, recipe: dict, data) ->
     started = time.perf_counter()
     state = train(spec, data.features, data.labels, cfg, dev)
     train_seconds = time.perf_counter() - started
+    observe_phase("train", "train", train_seconds)
+    evaluate_started = time.perf_counter()
     summary = {
         "method": "train",
         "recipe": {k: getattr(cfg, k) for k in ("epochs", "batch_size", "lr", "alpha", "seed")},
@@ -75,7 +79,10 @@ def _train_and_publish(model_id: str, architecture: dict, recipe: dict, data) ->
         "holdout": evaluate(spec, state, *data.holdout, dev) if data.holdout is not None else None,
         "timings_s": {"train": round(train_seconds, 3)},
     }
-    sha, size = write_checkpoint(state)
+    observe_phase("train", "evaluate", time.perf_counter() - evaluate_started)
+    with phase("train", "write"):
+        sha, size = write_checkpoint(state)
+    publish_started = time.perf_counter()
     with session_scope() as session:
         model = session.get(Model, model_id)
         if model.status != "training":
@@ -100,6 +107,7 @@ def _train_and_publish(model_id: str, architecture: dict, recipe: dict, data) ->
         refs = {"model_id": model_id, "version": 1, "checkpoint_sha256": sha}
         audit(session, event_type="model.trained", tenant_id=model.tenant_id, refs=refs, evidence=summary)
         audit(session, event_type="version.created", tenant_id=model.tenant_id, refs=refs, evidence=summary)
+    observe_phase("train", "publish", time.perf_counter() - publish_started)
     event("model.trained", model_id=model_id, version=1, checkpoint_sha256=sha)
     return 1
 
@@ -119,3 +127,4 @@ def _fail(model_id: str, error: str) -> None:
             refs={"model_id": model_id},
             evidence={"error": error},
         )
+    record_failures("train", "permanent")

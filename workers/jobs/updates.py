@@ -33,7 +33,7 @@ from workers.engine import (
 )
 from workers.engine.evidence import retained_sample_index, snapshot
 from workers.engine.zoo import load_model
-from workers.jobs.common import PermanentError, arch_spec, device, read_grad_cache
+from workers.jobs.common import PermanentError, arch_spec, device, phase, read_grad_cache
 
 StageFn = Callable[..., None]  # (stage, progress=None, *, force=True)
 
@@ -65,7 +65,8 @@ def run_update(
     if not bool(retain_mask.any()):
         raise PermanentError("forgetting every live row leaves nothing to retain")
     spec = arch_spec(model_info["architecture"])
-    state = load_checkpoint(get_store().path(base_info["checkpoint_sha256"]))
+    with phase("deletion", "load_checkpoint"):
+        state = load_checkpoint(get_store().path(base_info["checkpoint_sha256"]))
     if method == "retrain":
         result = _retrain(spec, model_info, state, data, retain_mask, forget_idx, on_stage)
     elif method == "iau":
@@ -84,7 +85,8 @@ def _iau(spec, model_info, base_info, state, data, retain_mask, forget_idx, on_s
     if wants in (None, "cached"):
         if cache_sha and get_store().exists(cache_sha):
             on_stage("loading_cache", 0.05)
-            grad_sum, covered = read_grad_cache(cache_sha)
+            with phase("deletion", "load_cache"):
+                grad_sum, covered = read_grad_cache(cache_sha)
             cache = GradCache(grad_sum=grad_sum, rows=int(covered.sum()), version=base_info["version"], covered=covered)
             defaults["correction"] = "cached"
         else:
@@ -129,6 +131,7 @@ def _retrain(spec, model_info, state, data, retain_mask, forget_idx, on_stage) -
     retained = (data.features[sample], data.labels[sample])
     on_stage("evidence_before", 0.05)
     before = snapshot(load_model(spec, state, dev), spec, forget, retained, data.holdout)
+    timings = {"evidence_before": time.perf_counter() - started}
     on_stage("retraining", 0.1)
     new_state = train(
         spec,
@@ -138,8 +141,10 @@ def _retrain(spec, model_info, state, data, retain_mask, forget_idx, on_stage) -
         dev,
         on_progress=lambda f: on_stage("retraining", 0.1 + 0.8 * f, force=False),
     )
+    timings["retrain"] = time.perf_counter() - started - timings["evidence_before"]
     on_stage("evidence_after", 0.9)
     after = snapshot(load_model(spec, new_state, dev), spec, forget, retained, data.holdout)
+    timings["evidence_after"] = time.perf_counter() - started - timings["evidence_before"] - timings["retrain"]
     forget_ids = [data.sample_ids[int(i)] for i in forget_idx]
     evidence = {
         "method": "retrain",
@@ -156,7 +161,7 @@ def _retrain(spec, model_info, state, data, retain_mask, forget_idx, on_stage) -
         "param_distance": param_distance(state, new_state),
         "checkpoint_sha256": {"before": sha256_state_dict(state), "after": sha256_state_dict(new_state)},
         "forget_commitment": forget_commitment(forget_ids, *forget),
-        "timings_s": {"total": round(time.perf_counter() - started, 6)},
+        "timings_s": {k: round(v, 6) for k, v in {**timings, "total": time.perf_counter() - started}.items()},
         "note": "exact unlearning: retrained from scratch without the forgotten rows, with the recorded recipe",
     }
     return UpdateResult(state_dict=new_state, evidence=evidence)
