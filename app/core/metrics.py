@@ -2,8 +2,10 @@
 
 Multi-process: when PROMETHEUS_MULTIPROC_DIR is set (in the environment before the process starts), every API
 and worker process writes its samples to files in that folder, and /metrics adds them up. The API and the
-workers must then share the folder (same host or a shared volume), and it must be emptied before the processes
-start (a deployment's start-up step), never while they run.
+workers must then share the folder (one host: a local folder or a Docker volume mounted in every container).
+Files are named by host name and process id (`counter_<host>-<pid>.db`), so processes of different containers
+never share a file even when their pids are equal. Empty the folder only while no process runs (before the
+stack starts); files of exited processes keep counting in the totals.
 
 Written by the API: HTTP requests and latency by route template, deletion requests accepted.
 Written by the workers: job durations (whole job and by phase), deletions applied and rows deleted, coalesced
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 from collections.abc import Callable, Iterable, Iterator
 
 from prometheus_client import (
@@ -32,6 +35,18 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from app.core.logging import log_event
 
 log = logging.getLogger("app.metrics")
+
+
+def _process_identifier() -> str:
+    """Unique among the processes sharing the folder: host name (a container's id) and pid, without `_`
+    (prometheus_client splits file names on it)."""
+    return f"{socket.gethostname().replace('_', '-')}-{os.getpid()}"
+
+
+if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):  # before any metric below is created
+    from prometheus_client import values
+
+    values.ValueClass = values.MultiProcessValue(process_identifier=_process_identifier)
 
 HTTP_REQUESTS = Counter("unlearn_http_requests_total", "HTTP requests answered", ["method", "route", "status"])
 HTTP_LATENCY = Histogram(
