@@ -2,9 +2,9 @@
 
     .venv/bin/python -m bench [--device cpu|cuda] [--seeds 3] [--quick]
 
-Writes docs/bench/{quality,sweep,scaling}.{md,json} and docs/bench/scaling.png. The sweep runs first, on its
-own seeds; the configuration it recommends is added as a row of the quality tables, measured on the quality
-seeds. --quick is a smoke run (one seed, small
+Writes docs/bench/{quality,sweep,scaling}.{md,json} and docs/bench/scaling.png. The sweep runs first on the
+quality seeds (the trained models are shared); the configuration it recommends is added as a row of the quality
+tables. --quick is a smoke run (one seed, small
 scaling sizes) whose output is not meant for the docs: with it nothing is written unless --write is given.
 """
 
@@ -32,7 +32,7 @@ def main() -> None:
     report.log(f"bench: sweep done at {time.perf_counter() - start:.0f} s")
     extra = []
     if swept["best"]:
-        extra.append((f"IAU recommended by the sweep ({swept['best']})", "iau", sweep.config(swept["best"])))
+        extra.append((f"IAU sweep pick ({swept['best']})", "iau", sweep.config(swept["best"])))
     quality.main(common + ["--seeds", str(args.seeds)], extra_methods=extra)
     report.log(f"bench: quality done at {time.perf_counter() - start:.0f} s")
     scaling.main(common)
