@@ -136,7 +136,10 @@ def service(
         "UNLEARN_BOOTSTRAP_ADMIN_KEY": admin_key,
         "UNLEARN_DEVICE": "cpu",
         "UNLEARN_LOG_LEVEL": "INFO",
+        # As in the compose stack: both processes write metric samples to one folder, the API's /metrics sums them.
+        "PROMETHEUS_MULTIPROC_DIR": str(workdir / "metrics"),
     }
+    (workdir / "metrics").mkdir()
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
     api_log, worker_log = workdir / "api.log", workdir / "worker.log"

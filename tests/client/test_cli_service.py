@@ -7,6 +7,7 @@ the refusals a user meets (unknown ids, ids already deleted).
 
 import hashlib
 import json
+import re
 import subprocess
 import sys
 
@@ -81,6 +82,10 @@ def test_whole_user_path(service, files, tmp_path):
     assert "%" in waited.stderr and "succeeded" in waited.stderr  # the progress line
     assert output(unlearn(service, *delete))["id"] == deletion["id"]
     assert output(unlearn(service, "status", deletion["id"]))["status"] == "succeeded"
+    # The worker's counters reach the API's /metrics through the shared multi-process folder.
+    metrics = httpx.get(f"{service.url}/metrics").text
+    applied = re.search(r'^unlearn_deletions_applied_total\{method="iau"\} (\S+)$', metrics, re.MULTILINE)
+    assert applied and float(applied.group(1)) >= 1, metrics[:2000]
 
     versions = output(unlearn(service, "models", "versions", model["id"]))
     assert [v["version"] for v in versions] == [2, 1]

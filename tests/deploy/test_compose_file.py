@@ -104,9 +104,21 @@ def test_blob_volume_is_shared_at_the_configured_path(compose):
         assert service["environment"]["UNLEARN_STORAGE_DIR"] == STORAGE, name
 
 
+def test_metrics_folder_is_shared_by_the_api_and_workers(compose, dockerfile):
+    """One multi-process folder for the API and every worker, in memory, so it is empty whenever the stack starts."""
+    for name in ["api", "worker", "worker-cpu"]:
+        service = compose["services"][name]
+        folder = service["environment"]["PROMETHEUS_MULTIPROC_DIR"]
+        assert f"metrics:{folder}" in service["volumes"], name
+    assert "PROMETHEUS_MULTIPROC_DIR" not in compose["services"]["migrate"]["environment"]
+    assert compose["volumes"]["metrics"]["driver_opts"]["type"] == "tmpfs"
+    uid, gid = dockerfile.effective("api", "USER").args.split(":")
+    assert f"uid={uid},gid={gid}," in compose["volumes"]["metrics"]["driver_opts"]["o"]
+
+
 def test_environment_names_are_settings(compose):
     for name in APP_SERVICES:
-        unknown = set(compose["services"][name]["environment"]) - SETTINGS_ENV
+        unknown = set(compose["services"][name]["environment"]) - SETTINGS_ENV - {"PROMETHEUS_MULTIPROC_DIR"}
         assert not unknown, f"{name}: {unknown} are not fields of app.core.config.Settings"
     url = compose["services"]["api"]["environment"]["DATABASE_URL"]
     assert url.startswith("postgresql+psycopg://") and "@postgres:5432/" in url
