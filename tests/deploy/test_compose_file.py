@@ -76,6 +76,11 @@ def test_migrate_runs_once_before_api_and_workers(compose):
         assert depends["redis"]["condition"] == "service_healthy", name
 
 
+def test_every_service_rotates_its_logs(compose):
+    for name, service in compose["services"].items():
+        assert service["logging"]["options"]["max-size"], name
+
+
 def test_api_serves_on_8000(compose):
     api = compose["services"]["api"]
     assert any(str(p).endswith(":8000") for p in api["ports"])
