@@ -46,6 +46,8 @@ def _process_identifier() -> str:
 if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):  # before any metric below is created
     from prometheus_client import values
 
+    os.makedirs(os.environ["PROMETHEUS_MULTIPROC_DIR"], exist_ok=True)
+
     values.ValueClass = values.MultiProcessValue(process_identifier=_process_identifier)
 
 HTTP_REQUESTS = Counter("unlearn_http_requests_total", "HTTP requests answered", ["method", "route", "status"])

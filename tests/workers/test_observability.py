@@ -140,3 +140,15 @@ def test_a_deletion_moves_the_metrics_and_its_log_lines_carry_the_job_id(setting
     end = next(i for i, e in enumerate(lines) if e["event"] == "job.finished" and e.get("job_id") == job_id)
     assert all(e.get("job_id") == job_id for e in lines[start : end + 1] if e["logger"].startswith("workers.jobs"))
     assert not any("features" in e or "labels" in e for e in lines)
+
+
+def test_a_database_error_is_recorded_and_logged_without_its_parameters():
+    from sqlalchemy import create_engine, text
+
+    from workers.jobs.common import short_error
+
+    engine = create_engine("sqlite://")
+    with pytest.raises(Exception) as raised, engine.connect() as conn:
+        conn.execute(text("SELECT x FROM missing WHERE sample_id = :s"), {"s": "user-42"})
+    assert "user-42" in str(raised.value)
+    assert short_error(raised.value) == "OperationalError: no such table: missing"

@@ -13,6 +13,7 @@ import torch
 from rq import get_current_job
 from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
+from sqlalchemy.exc import StatementError
 from sqlalchemy.orm import Session
 from torch import Tensor
 
@@ -70,7 +71,12 @@ def device() -> torch.device:
 
 
 def short_error(exc: BaseException) -> str:
-    text = f"{type(exc).__name__}: {exc}"
+    """The error text stored on a row and logged: for a database error, the driver's message alone (SQLAlchemy's
+    text also carries the statement's parameters, e.g. sample ids)."""
+    if isinstance(exc, StatementError) and exc.orig is not None:
+        text = f"{type(exc).__name__}: {exc.orig}"
+    else:
+        text = f"{type(exc).__name__}: {exc}"
     return text[:ERROR_CHARS]
 
 
