@@ -77,9 +77,11 @@ def test_a_deletion_moves_the_metrics_and_its_log_lines_carry_the_job_id(setting
         workers.start()
         done = f.wait_for(lambda: (r := f.request(rid)).status in ("succeeded", "failed") and r, what="deletion")
         assert done.status == "succeeded", done.error
-        after = f.wait_for(  # the worker counts the update right after its commit
-            lambda: (s := scrape(api)) and value(s, "unlearn_deletions_applied_total", method="iau") >= 1 and s,
-            what="deletion counted in /metrics",
+        after = f.wait_for(  # the worker records the update right after its commit; the AUC gauge is set last
+            lambda: (
+                (s := scrape(api)) and ("unlearn_model_membership_auc", frozenset({("model_id", model_id)})) in s and s
+            ),
+            what="update recorded in /metrics",
         )
 
         assert moved(before, after, "unlearn_deletions_applied_total", method="iau") == 1
