@@ -11,6 +11,12 @@ export REDIS_URL="${REDIS_URL:-redis://localhost:6379/0}"
 export UNLEARN_STORAGE_DIR="${UNLEARN_STORAGE_DIR:-./var/blobs}"
 # Development key for a local service; set your own outside development.
 export UNLEARN_BOOTSTRAP_ADMIN_KEY="${UNLEARN_BOOTSTRAP_ADMIN_KEY:-dev-admin-key}"
+# Prometheus multi-process folder shared by the worker and the API; emptied here, before either starts.
+if [ -z "${PROMETHEUS_MULTIPROC_DIR:-}" ]; then
+  export PROMETHEUS_MULTIPROC_DIR=./var/metrics
+  rm -rf "$PROMETHEUS_MULTIPROC_DIR"
+fi
+mkdir -p "$PROMETHEUS_MULTIPROC_DIR"
 
 pids=()
 cleanup() {
