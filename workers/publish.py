@@ -22,7 +22,7 @@ from app.datasets.orm import Dataset
 from app.deletions.orm import DeletionRequest, Tombstone
 from app.models.orm import Model, ModelVersion
 from workers.datastore import get_store
-from workers.jobs.common import audit, event
+from workers.jobs.common import audit, audit_many, event
 
 LEFTOVER_WINDOW = timedelta(days=1)  # how far back the reconciler looks for blobs of purged versions
 
@@ -98,28 +98,28 @@ def publish_version(
         )
         model.latest_version = new_version
         superseded = _mark_purged(session, model, base_version, superseded_by=new_version)
-        for outcome in outcomes:
-            request = requests[outcome.request_id]
-            audit(
-                session,
-                event_type="deletion.succeeded",
-                tenant_id=model.tenant_id,
-                refs={"request_id": request.id, "model_id": model_id, "version": new_version},
-                evidence=outcome.evidence,
-            )
-        audit(
-            session,
-            event_type="version.created",
-            tenant_id=model.tenant_id,
-            refs={
+        succeeded = [
+            {
+                "event_type": "deletion.succeeded",
+                "tenant_id": model.tenant_id,
+                "refs": {"request_id": o.request_id, "model_id": model_id, "version": new_version},
+                "evidence": o.evidence,
+            }
+            for o in outcomes
+        ]
+        created = {
+            "event_type": "version.created",
+            "tenant_id": model.tenant_id,
+            "refs": {
                 "model_id": model_id,
                 "version": new_version,
                 "parent_version": base_version,
                 "checkpoint_sha256": checkpoint_sha256,
                 "applied_requests": request_ids,
             },
-            evidence=evidence_summary,
-        )
+            "evidence": evidence_summary,
+        }
+        audit_many(session, [*succeeded, created])
     if superseded is not None:
         delete_blob_if_unused(superseded[0])
         delete_blob_if_unused(superseded[1])

@@ -28,10 +28,24 @@ def last_entry(session: Session) -> AuditEntry | None:
     return session.scalars(select(AuditEntry).order_by(AuditEntry.seq.desc()).limit(1)).first()
 
 
+def last_seq_and_hash(session: Session) -> tuple[int, str] | None:
+    """(seq, entry_hash) of the last entry: one primary-key index lookup reading two columns."""
+    row = session.execute(
+        select(AuditEntry.seq, AuditEntry.entry_hash).order_by(AuditEntry.seq.desc()).limit(1)
+    ).first()
+    return None if row is None else (row[0], row[1])
+
+
 def add_entry(session: Session, *, entry: AuditEntry) -> AuditEntry:
     session.add(entry)
     session.flush()
     return entry
+
+
+def add_entries(session: Session, *, entries: Sequence[AuditEntry]) -> None:
+    """Insert the entries together (one multi-row INSERT where the driver allows)."""
+    session.add_all(entries)
+    session.flush()
 
 
 def get_entry(session: Session, *, seq: int) -> AuditEntry | None:

@@ -10,7 +10,7 @@ entry read could predate the lock, and the insert would fail on the primary key 
 """
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import select
@@ -54,6 +54,17 @@ def _str_or_none(value: Any) -> str | None:
     return None if value is None else str(value)
 
 
+def _prepared(
+    actor: str, event_type: str | EventType, refs: Mapping[str, Any] | None, evidence: Mapping[str, Any] | None
+) -> tuple[str, dict[str, Any], dict[str, Any]]:
+    if not actor or not isinstance(actor, str):
+        raise ValueError("actor must be a non-empty string (an API key id or a worker name)")
+    refs = normalize(sanitize_floats(dict(refs or {})))
+    evidence = normalize(sanitize_floats(dict(evidence or {})))
+    kind = check_content(str(event_type), refs, evidence)
+    return kind.value, refs, evidence
+
+
 def append_entry(
     session: Session,
     *,
@@ -69,34 +80,56 @@ def append_entry(
     "NaN", "Infinity", "-Infinity". Raises AuditContentError for an unknown event type, a secret, raw rows or
     sample ids, or more than 256 KiB of content.
     """
-    if not actor or not isinstance(actor, str):
-        raise ValueError("actor must be a non-empty string (an API key id or a worker name)")
-    refs = normalize(sanitize_floats(dict(refs or {})))
-    evidence = normalize(sanitize_floats(dict(evidence or {})))
-    kind = check_content(str(event_type), refs, evidence)
+    entry = {"actor": actor, "event_type": event_type, "tenant_id": tenant_id, "refs": refs, "evidence": evidence}
+    return append_entries(session, [entry])[0]
 
+
+def append_entries(session: Session, entries: Sequence[Mapping[str, Any]]) -> list[AuditEntry]:
+    """Append several entries, in the given order, in the caller's transaction (flushes, never commits).
+
+    Each item holds the keyword arguments of ``append_entry`` (actor, event_type and optionally tenant_id, refs,
+    evidence). Every entry is checked before the lock is taken; then the lock is taken once, the last entry read
+    once, and the entries chained one after the other and inserted together: the same consecutive sequence
+    numbers and chain as that many ``append_entry`` calls.
+    """
+    prepared = [
+        (item.get("tenant_id"), item["actor"], *_prepared(item["actor"], item["event_type"], item.get("refs"),
+                                                          item.get("evidence")))
+        for item in entries
+    ]  # fmt: skip
+    if not prepared:
+        return []
     repository.lock_for_append(session)
-    last = repository.last_entry(session)
-    fields = {
-        "seq": 1 if last is None else last.seq + 1,
-        "created_at": utcnow(),
-        "tenant_id": tenant_id,
-        "actor": actor,
-        "event_type": kind.value,
-        "refs": refs,
-        "evidence": evidence,
-        "prev_hash": GENESIS_HASH if last is None else last.entry_hash,
-    }
-    entry_hash = compute_entry_hash(fields | {"created_at": format_timestamp(fields["created_at"])})
-    entry = AuditEntry(
-        **fields,
-        model_id=_str_or_none(refs.get("model_id")),
-        request_id=_str_or_none(refs.get("request_id")),
-        entry_hash=entry_hash,
-    )
-    repository.add_entry(session, entry=entry)
-    log.info("audit.appended seq=%s event_type=%s", entry.seq, entry.event_type)
-    return entry
+    last = repository.last_seq_and_hash(session)
+    seq, prev_hash = (0, GENESIS_HASH) if last is None else last
+    created_at = utcnow()
+    stamp = format_timestamp(created_at)
+    rows = []
+    for tenant_id, actor, kind, refs, evidence in prepared:
+        seq += 1
+        fields = {
+            "seq": seq,
+            "created_at": created_at,
+            "tenant_id": tenant_id,
+            "actor": actor,
+            "event_type": kind,
+            "refs": refs,
+            "evidence": evidence,
+            "prev_hash": prev_hash,
+        }
+        prev_hash = compute_entry_hash(fields | {"created_at": stamp})
+        rows.append(
+            AuditEntry(
+                **fields,
+                model_id=_str_or_none(refs.get("model_id")),
+                request_id=_str_or_none(refs.get("request_id")),
+                entry_hash=prev_hash,
+            )
+        )
+    repository.add_entries(session, entries=rows)
+    for entry in rows:
+        log.info("audit.appended seq=%s event_type=%s", entry.seq, entry.event_type)
+    return rows
 
 
 _REQUEST_COLUMNS = (

@@ -94,6 +94,12 @@ def audit(
     )
 
 
+def audit_many(session: Session, entries: list[dict[str, Any]]) -> None:
+    """Append several audit entries (event_type, tenant_id, refs, evidence) in order, in the caller's transaction:
+    one lock acquisition and one read of the last entry for all of them."""
+    audit_hook.audit_many(session, [{"actor": ACTOR, **e} for e in entries])
+
+
 def arch_spec(architecture: dict[str, Any]) -> ArchSpec:
     return ArchSpec(name=architecture["name"], config=dict(architecture.get("config") or {}))
 

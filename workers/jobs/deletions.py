@@ -21,7 +21,7 @@ import time
 from dataclasses import dataclass
 
 import torch
-from sqlalchemy import select
+from sqlalchemy import func, select, update
 
 from app.core.config import get_settings
 from app.core.db import session_scope, utcnow
@@ -29,7 +29,7 @@ from app.core.metrics import observe_phase, record_failures, record_update
 from app.deletions.orm import DeletionRequest
 from app.models.orm import Model, ModelVersion
 from workers.datastore import TrainingData, live_mask, load_dataset, request_rows
-from workers.jobs.common import PermanentError, audit, current_job_id, event, phase, short_error, write_checkpoint
+from workers.jobs.common import PermanentError, audit_many, current_job_id, event, phase, short_error, write_checkpoint
 from workers.jobs.updates import request_evidence, run_update
 from workers.locks import LockUnavailable, model_lock
 from workers.publish import Outcome, delete_blob_if_unused, fail_requests, publish_version
@@ -157,30 +157,52 @@ def _after_publish(model_id: str, new_version: int) -> None:
 
 
 def _mark_running(model_id: str, batch: Batch, job_id: str | None) -> dict[str, int]:
+    """Mark the batch's requests running with one UPDATE and audit the first start of each with one append.
+
+    The ``deletion.started`` evidence names the job and how many requests the update carries; the list of
+    requests is recorded once, on the version (``applied_requests``) and its ``version.created`` entry.
+    """
     now = utcnow()
     with session_scope() as session:
         model = session.get(Model, model_id)
-        requests = session.execute(select(DeletionRequest).where(DeletionRequest.id.in_(batch.request_ids))).scalars()
-        attempts = {}
-        for r in requests:
-            first_start = r.status == "queued" and r.started_at is None
-            r.status = "running"
-            r.stage = "loading"
-            r.progress = 0.0
-            r.attempts += 1
-            r.base_version = model.latest_version
-            r.job_id = job_id or r.job_id
-            r.started_at = r.started_at or now
-            attempts[r.id] = r.attempts
-            if first_start:
-                session.flush()
-                audit(
-                    session,
-                    event_type="deletion.started",
-                    tenant_id=model.tenant_id,
-                    refs={"request_id": r.id, "model_id": model_id, "base_version": model.latest_version},
-                    evidence={"coalesced_with": [x for x in batch.request_ids if x != r.id], "job_id": job_id},
-                )
+        before = session.execute(
+            select(DeletionRequest.id, DeletionRequest.status, DeletionRequest.started_at).where(
+                DeletionRequest.id.in_(batch.request_ids)
+            )
+        ).all()
+        if not before:
+            return {}
+        values: dict = {
+            "status": "running",
+            "stage": "loading",
+            "progress": 0.0,
+            "attempts": DeletionRequest.attempts + 1,
+            "base_version": model.latest_version,
+            "started_at": func.coalesce(DeletionRequest.started_at, now),
+        }
+        if job_id:
+            values["job_id"] = job_id
+        rows = session.execute(
+            update(DeletionRequest)
+            .where(DeletionRequest.id.in_([r.id for r in before]))
+            .values(**values)
+            .returning(DeletionRequest.id, DeletionRequest.attempts)
+            .execution_options(synchronize_session=False)
+        ).all()
+        attempts = {rid: n for rid, n in rows}
+        started = [r.id for r in before if r.status == "queued" and r.started_at is None]
+        audit_many(
+            session,
+            [
+                {
+                    "event_type": "deletion.started",
+                    "tenant_id": model.tenant_id,
+                    "refs": {"request_id": rid, "model_id": model_id, "base_version": model.latest_version},
+                    "evidence": {"coalesced_requests": len(batch.request_ids), "job_id": job_id},
+                }
+                for rid in started
+            ],
+        )
     return attempts
 
 

@@ -170,11 +170,16 @@ def _retrain(spec, model_info, state, data, retain_mask, forget_idx, on_stage) -
 def request_evidence(
     result: UpdateResult, data: TrainingData, request_id: str, rows: list[int], batch_ids: list[str]
 ) -> dict[str, Any]:
-    """One request's evidence: the update's measurements plus a commitment to this request's own rows."""
+    """One request's evidence: the update's measurements plus a commitment to this request's own rows.
+
+    The requests coalesced into the update are listed once, on the version (``applied_requests``) and in its
+    ``version.created`` audit entry; each request records only how many there were, so the evidence written per
+    update grows linearly with its requests.
+    """
     idx = torch.tensor(sorted(rows), dtype=torch.int64)
     own = forget_commitment([data.sample_ids[int(i)] for i in idx], data.features[idx], data.labels[idx])
     return {
         **result.evidence,
         "request": {"id": request_id, "rows": len(rows), "forget_commitment": own},
-        "coalesced": {"requests": list(batch_ids), "count": len(batch_ids)},
+        "coalesced": {"count": len(batch_ids)},
     }
