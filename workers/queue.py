@@ -122,7 +122,7 @@ def enqueue_deletion(
     if model_id is None:
         with session_scope() as session:
             model_id = session.get(DeletionRequest, request_id).model_id
-    job_id = f"del-{request_id}-{uuid.uuid4().hex[:8]}"
+    job_id = new_deletion_job_id(request_id)
     with session_scope() as session:
         session.execute(
             update(DeletionRequest)
@@ -132,6 +132,16 @@ def enqueue_deletion(
             )
             .values(job_id=job_id)
         )
+    return enqueue_deletion_job(request_id, model_id, job_id, delay_s=delay_s)
+
+
+def new_deletion_job_id(request_id: str) -> str:
+    return f"del-{request_id}-{uuid.uuid4().hex[:8]}"
+
+
+def enqueue_deletion_job(request_id: str, model_id: str, job_id: str, *, delay_s: float = 0) -> str:
+    """Queue a deletion request under a job id already recorded on its row (the API stores it with the INSERT,
+    so a POST is one transaction)."""
     _enqueue(
         "workers.jobs.deletions.apply_deletions",
         (model_id, request_id),

@@ -5,6 +5,7 @@ services and repositories only flush. A session is rolled back and closed when t
 """
 
 import logging
+import time
 from collections.abc import Iterator
 from typing import Annotated
 
@@ -21,13 +22,20 @@ from app.keys import repository as keys_repository
 
 log = logging.getLogger("app.deps")
 REDIS_RETRY_AFTER_S = 5  # Retry-After sent with 503 when Redis does not answer
+REDIS_ALIVE_TTL_S = 1.0  # seconds a successful PING is trusted before the next request pings again
 
 
 class JobQueue:
-    """Enqueues worker jobs (workers.queue) and checks that Redis answers."""
+    """Enqueues worker jobs (workers.queue) and checks that Redis answers.
 
-    def __init__(self, redis_url: str) -> None:
+    ``require`` trusts a successful PING for ``alive_ttl_s`` seconds instead of pinging on every request; a
+    failed PING or a failed enqueue forgets it, so the next request pings again and gets 503 while Redis is down.
+    """
+
+    def __init__(self, redis_url: str, *, alive_ttl_s: float = REDIS_ALIVE_TTL_S) -> None:
         self.redis = redis.Redis.from_url(redis_url, socket_connect_timeout=1, socket_timeout=2)
+        self.alive_ttl_s = alive_ttl_s
+        self._alive_until = 0.0
 
     def ping(self) -> bool:
         try:
@@ -37,7 +45,12 @@ class JobQueue:
 
     def require(self) -> None:
         """Raise 503 unless Redis answers (checked before writing anything that must then be enqueued)."""
-        if not self.ping():
+        if time.monotonic() < self._alive_until:
+            return
+        if self.ping():
+            self._alive_until = time.monotonic() + self.alive_ttl_s
+        else:
+            self._alive_until = 0.0
             raise ServiceUnavailable(
                 "the job queue (Redis) is not answering; retry later", retry_after_s=REDIS_RETRY_AFTER_S
             )
@@ -47,10 +60,18 @@ class JobQueue:
 
         enqueue_training(model_id)
 
-    def enqueue_deletion(self, request_id: str, model_id: str | None = None) -> None:
-        from workers.queue import enqueue_deletion
+    def enqueue_deletion(self, request_id: str, model_id: str | None = None, job_id: str | None = None) -> None:
+        """Queue a committed request; with ``job_id`` (already stored on its row) no further database write."""
+        from workers.queue import enqueue_deletion, enqueue_deletion_job
 
-        enqueue_deletion(request_id, model_id)
+        try:
+            if job_id is not None and model_id is not None:
+                enqueue_deletion_job(request_id, model_id, job_id)
+            else:
+                enqueue_deletion(request_id, model_id)
+        except Exception:
+            self._alive_until = 0.0
+            raise
 
 
 def after_commit_enqueue(fn, *args: str, event: str) -> None:

@@ -41,7 +41,9 @@ def create_deletion(
 
         def enqueue() -> None:
             DELETIONS_ACCEPTED.inc()
-            after_commit_enqueue(jobs.enqueue_deletion, deletion.id, deletion.model_id, event="deletion.enqueue_failed")
+            after_commit_enqueue(
+                jobs.enqueue_deletion, deletion.id, deletion.model_id, deletion.job_id, event="deletion.enqueue_failed"
+            )
 
         return Created(202, out, {"Location": f"/v1/deletions/{deletion.id}"}, after_commit=enqueue)
 

@@ -23,6 +23,11 @@ log = logging.getLogger("app.deletions")
 MAX_NAMED_IN_DETAIL = 20  # ids quoted in a problem's detail text (the full list is in its members)
 
 
+def deletion_job_id(request_id: str) -> str:
+    """The RQ job id of a deletion request's first enqueue (the format of workers.queue.new_deletion_job_id)."""
+    return f"del-{request_id}-{uuid.uuid4().hex[:8]}"
+
+
 def dedupe(ids: list[str]) -> list[str]:
     """Duplicates removed, first occurrence kept (the documented policy)."""
     return list(dict.fromkeys(ids))
@@ -79,8 +84,10 @@ def create_deletion(
     rows = {sid: rows[sid] for sid in ids}
     if conflict := _conflict(session, model_id=model.id, rows=rows):
         raise conflict
+    request_id = str(uuid.uuid4())
     request = DeletionRequest(
-        id=str(uuid.uuid4()),
+        id=request_id,
+        job_id=deletion_job_id(request_id),  # stored with the INSERT; the router enqueues under it after commit
         tenant_id=principal.tenant_id,
         model_id=model.id,
         sample_ids=ids,

@@ -22,7 +22,7 @@ class RecordingJobs:
             raise ConnectionError("redis went away")
         self.training.append(model_id)
 
-    def enqueue_deletion(self, request_id: str, model_id: str | None = None) -> None:
+    def enqueue_deletion(self, request_id: str, model_id: str | None = None, job_id: str | None = None) -> None:
         if self.enqueue_fails:
             raise ConnectionError("redis went away")
         self.deletions.append(request_id)
