@@ -3,9 +3,9 @@
     .venv/bin/python -m bench [--device cpu|cuda] [--seeds 3] [--quick]
 
 Writes docs/bench/{quality,sweep,scaling}.{md,json} and docs/bench/scaling.png. The sweep runs first on the
-quality seeds (the trained models are shared); the configuration it recommends is added as a row of the quality
-tables. --quick is a smoke run (one seed, small
-scaling sizes) whose output is not meant for the docs: with it nothing is written unless --write is given.
+quality seeds (the trained models are shared); the configuration it recommends is added as a row of the
+quality tables. --quick is a smoke run (one seed, small scaling sizes) whose output is not meant for the docs:
+with it nothing is written unless --write is given. See docs/benchmark.md.
 """
 
 import argparse
