@@ -2,15 +2,15 @@
 If-Range, 416 for an unsatisfiable range, 410 once the version is purged. Multi-range requests get the whole
 file (RFC 9110 lets a server ignore Range)."""
 
+import os
 import re
-from collections.abc import Iterator
 from typing import BinaryIO
 
+import anyio
 from fastapi import Request, Response
-from fastapi.responses import StreamingResponse
 
 from app.core.errors import Gone, RangeNotSatisfiable
-from app.core.storage import CHUNK, BlobStore
+from app.core.storage import BlobStore
 from app.models.orm import ModelVersion
 
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
@@ -50,16 +50,34 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
     return start, end
 
 
-def _stream(fh: BinaryIO, start: int, end: int) -> Iterator[bytes]:
-    with fh:
-        fh.seek(start)
-        remaining = end - start + 1
-        while remaining > 0:
-            chunk = fh.read(min(CHUNK, remaining))
-            if not chunk:
-                break
-            remaining -= len(chunk)
-            yield chunk
+DOWNLOAD_CHUNK = 8 * 1024 * 1024  # bytes read and sent per step of a download
+
+
+class FileRangeResponse(Response):
+    """Sends bytes start..end (inclusive) of an open file: 8 MiB reads, each in a worker thread, handed to the
+    server as they are read (no generator and no thread hop per MiB as with StreamingResponse)."""
+
+    def __init__(self, fh: BinaryIO, start: int, end: int, *, status_code: int, headers: dict[str, str]) -> None:
+        super().__init__(status_code=status_code, headers=headers, media_type="application/octet-stream")
+        self.fh, self.start, self.end = fh, start, end
+
+    async def __call__(self, scope, receive, send) -> None:
+        with self.fh:
+            await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
+            if scope.get("method") == "HEAD":
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
+                return
+            fd = self.fh.fileno()
+            offset, remaining = self.start, self.end - self.start + 1
+            while remaining > 0:
+                chunk = await anyio.to_thread.run_sync(os.pread, fd, min(DOWNLOAD_CHUNK, remaining), offset)
+                if not chunk:
+                    break
+                offset += len(chunk)
+                remaining -= len(chunk)
+                await send({"type": "http.response.body", "body": chunk, "more_body": remaining > 0})
+            if remaining > 0:
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
 
 
 def checkpoint_response(request: Request, *, version: ModelVersion, store: BlobStore) -> Response:
@@ -95,6 +113,4 @@ def checkpoint_response(request: Request, *, version: ModelVersion, store: BlobS
     if byte_range:
         status = 206
         headers["Content-Range"] = f"bytes {start}-{end}/{size}"
-    return StreamingResponse(
-        _stream(fh, start, end), status_code=status, headers=headers, media_type="application/octet-stream"
-    )
+    return FileRangeResponse(fh, start, end, status_code=status, headers=headers)
