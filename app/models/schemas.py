@@ -23,6 +23,27 @@ class TrainRecipe(BaseModel):
     seed: int = Field(default=0, ge=0, le=2**31 - 1)
 
 
+class UnlearnSettings(BaseModel):
+    """This model's overrides of the engine's unlearning defaults (docs/engine.md); omitted fields keep them."""
+
+    model_config = ConfigDict(extra="forbid")
+    # reference: one Adam step on grad mean_r - grad mean_f; gradient: plain-gradient steps with the AUC stop.
+    update: Literal["reference", "gradient"] | None = None
+    # reference: Adam learning rate of the single step.
+    lr: float | None = Field(default=None, gt=0, le=1)
+    # gradient: step size, and the weight of the retained (correction) term.
+    eta: float | None = Field(default=None, gt=0, le=1e4)
+    retain_weight: float | None = Field(default=None, ge=0, le=1e3)
+    # gradient: step budget, membership AUC to stop at and its tolerance.
+    max_steps: int | None = Field(default=None, ge=1, le=1000)
+    target_auc: float | None = Field(default=None, ge=0, le=1)
+    auc_tolerance: float | None = Field(default=None, ge=0, le=1)
+    # gradient: largest accuracy drop (fraction) a step may cost before it is halved or undone.
+    max_accuracy_drop: float | None = Field(default=None, ge=0, le=1)
+    # rows per chunk when streaming gradients.
+    chunk_size: int | None = Field(default=None, ge=1, le=1_000_000)
+
+
 class ModelSpec(BaseModel):
     """The multipart `spec` part of a checkpoint upload."""
 
@@ -30,6 +51,7 @@ class ModelSpec(BaseModel):
     name: str = Field(min_length=1, max_length=200)
     dataset_id: str = Field(min_length=1, max_length=36)
     architecture: Architecture
+    unlearn: UnlearnSettings = Field(default_factory=UnlearnSettings)
 
 
 class ModelTrain(ModelSpec):
@@ -44,6 +66,8 @@ class ModelOut(BaseModel):
     dataset_id: str
     architecture: dict[str, Any]
     train: dict[str, Any] | None
+    # Overrides of the engine's unlearning defaults for this model.
+    unlearn: dict[str, Any]
     # training | ready | failed
     status: Literal["training", "ready", "failed"]
     error: str | None

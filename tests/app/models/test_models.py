@@ -13,6 +13,8 @@ from tests.app.dbcount import row_counts
 from tests.app.fakes import RecordingJobs
 from tests.conftest import auth
 from tests.helpers import LOGREG_SPEC, logreg_checkpoint, register_uploaded_model, upload_digits
+from workers.engine import UnlearnConfig
+from workers.jobs.updates import config_from
 
 TRAIN = {"epochs": 2, "batch_size": 32, "lr": 0.01, "alpha": 0.0, "seed": 1}
 
@@ -30,6 +32,22 @@ def test_register_for_training_enqueues_after_commit(client, app):
     assert jobs.training == [model["id"]]
     assert client.get(f"/v1/models/{model['id']}/versions/latest").status_code == 404
     assert client.get(f"/v1/models/{model['id']}/versions").json() == {"items": []}
+
+
+def test_unlearning_settings_are_stored_and_reach_the_worker_config(client, app):
+    app.state.jobs = RecordingJobs()
+    ds = upload_digits(client, rows=100)
+    settings = {"update": "reference", "lr": 0.003}
+    body = {"name": "m", "dataset_id": ds["id"], **LOGREG_SPEC, "train": TRAIN, "unlearn": settings}
+    resp = client.post("/v1/models", json=body)
+    assert resp.status_code == 202, resp.text
+    assert client.get(f"/v1/models/{resp.json()['id']}").json()["unlearn"] == settings
+    with app.state.sessionmaker() as session:
+        stored = session.get(Model, resp.json()["id"]).unlearn_defaults
+    cfg = config_from(UnlearnConfig, stored)
+    assert (cfg.update, cfg.lr, cfg.eta) == ("reference", 0.003, UnlearnConfig().eta)
+    plain = client.post("/v1/models", json={"name": "m", "dataset_id": ds["id"], **LOGREG_SPEC, "train": TRAIN})
+    assert plain.json()["unlearn"] == {}
 
 
 def test_upload_checkpoint_registers_version_1(client):
@@ -127,6 +145,9 @@ def test_bad_specs(client, app):
         },
         {"name": "m", "dataset_id": ds["id"], **LOGREG_SPEC, "train": {"epochs": 0}},
         {"name": "m", **LOGREG_SPEC, "train": TRAIN},
+        {"name": "m", "dataset_id": ds["id"], **LOGREG_SPEC, "unlearn": {"update": "newton"}},
+        {"name": "m", "dataset_id": ds["id"], **LOGREG_SPEC, "unlearn": {"lr": -1}},
+        {"name": "m", "dataset_id": ds["id"], **LOGREG_SPEC, "unlearn": {"hessian": True}},
     ]
     for body in cases:
         resp = client.post("/v1/models", json=body)
