@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install run worker api demo test lint format services migrate bench bench-quick clean
+.PHONY: install run demo test lint format services migrate bench bench-quick deploy-check images clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -48,6 +48,14 @@ bench: install
 
 bench-quick: install
 	$(PY) -m bench --quick
+
+## Check the Dockerfile and compose file without a Docker engine.
+deploy-check: install
+	$(PY) -m pytest -q tests/deploy
+
+## Build the images (needs a Docker engine).
+images:
+	docker compose build
 
 clean:
 	rm -rf var .pytest_cache .ruff_cache
