@@ -209,7 +209,9 @@ def unlearn(
     stop_holdout = _subsample(holdout, cfg.stop_holdout_rows, cfg.evidence_seed)
     baselines = [(retained, before["retained_sample"]["accuracy"])]
     if stop_holdout is not None:
-        baselines.append((stop_holdout, _accuracy(model, spec, stop_holdout)))
+        # the whole holdout was measured in `before` already; a subsample is measured here
+        start = before["holdout"]["accuracy"] if stop_holdout is holdout else _accuracy(model, spec, stop_holdout)
+        baselines.append((stop_holdout, start))
     budget = 1 if cfg.update == "reference" else max(1, cfg.max_steps)
     stop_reason = "single_step" if cfg.update == "reference" else "step_budget"
     if cfg.update == "gradient" and stop_holdout is not None and n_f < cfg.min_stop_rows:
