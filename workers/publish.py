@@ -163,7 +163,7 @@ def fail_requests(*, model_id: str, reasons: dict[str, str]) -> None:
             )
     record_failures("deletion", "permanent", len(failed))
     for request_id in failed:
-        event("deletion.failed", model_id=model_id, request_id=request_id)
+        event("deletion.failed", model_id=model_id, deletion_id=request_id)
 
 
 def _blob_in_use(session: Session, sha256: str) -> bool:

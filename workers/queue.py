@@ -149,7 +149,7 @@ def enqueue_deletion_job(request_id: str, model_id: str, job_id: str, *, delay_s
         description=f"apply deletions to model {model_id} (request {request_id})",
         delay_s=delay_s,
     )
-    log_event(log, "job.enqueued", kind="deletion", model_id=model_id, request_id=request_id, enqueued_job_id=job_id)
+    log_event(log, "job.enqueued", kind="deletion", model_id=model_id, deletion_id=request_id, enqueued_job_id=job_id)
     return job_id
 
 

@@ -1,7 +1,7 @@
 """Structured JSON logs: one line per event, a dotted event name plus key/value fields, bound to the request id
 (API) or the job id (workers).
 
-Usage: `log_event(log, "deletion.requested", request_id=..., model_id=...)`. Never pass secrets or raw rows.
+Usage: `log_event(log, "deletion.requested", deletion_id=..., model_id=...)`. Never pass secrets or raw rows.
 `request_id_var` is set by the HTTP middleware for each request; `job_id_var` by the worker around each job, so
 every line logged while a job runs carries its `job_id`. As a last line of defence, the password of any URL in a
 line (`scheme://user:password@host`) is masked.

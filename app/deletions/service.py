@@ -114,7 +114,7 @@ def create_deletion(
         refs={"request_id": request.id, "model_id": model.id},
         evidence={"sample_count": len(ids), "method": body.method, "sample_ids_sha256": ids_commitment(ids)},
     )
-    log_event(log, "deletion.requested", request_id=request.id, model_id=model.id, sample_count=len(ids))
+    log_event(log, "deletion.requested", deletion_id=request.id, model_id=model.id, sample_count=len(ids))
     return request
 
 

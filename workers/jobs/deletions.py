@@ -75,7 +75,7 @@ def apply_deletions(model_id: str, request_id: str | None = None) -> dict:
                     break  # a failed attempt: the jobs queued behind this one carry on
                 applied.append(version)
     except LockUnavailable:
-        event("deletion.taken_over", model_id=model_id, request_id=request_id)
+        event("deletion.taken_over", model_id=model_id, deletion_id=request_id)
     return {"model_id": model_id, "versions": applied}
 
 
@@ -223,7 +223,7 @@ def _schedule_retries(model_id: str, request_ids: list[str], attempts: dict[str,
     for rid in request_ids:
         delay = retry_delay(attempts[rid])
         enqueue_deletion(rid, model_id, delay_s=delay)
-        event("deletion.retry_scheduled", model_id=model_id, request_id=rid, delay_s=delay)
+        event("deletion.retry_scheduled", model_id=model_id, deletion_id=rid, delay_s=delay)
 
 
 class _Progress:
