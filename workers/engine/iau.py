@@ -115,22 +115,41 @@ def _subsample(rows: tuple[Tensor, Tensor] | None, size: int, seed: int) -> tupl
     return rows[0][pick], rows[1][pick]
 
 
-def _accuracy(model, spec: ArchSpec, rows: tuple[Tensor, Tensor]) -> float | None:
-    _, ok = per_sample_losses(model, spec, *rows)
+class _Measure:
+    """per_sample_losses of row sets at the current parameters, remembered until the parameters change.
+
+    The utility check of the last step and the after-evidence measure the same rows at the same parameters;
+    this does the forward passes once. Row sets are keyed by identity (the tuples live for the whole call).
+    """
+
+    def __init__(self, model, spec: ArchSpec):
+        self.model, self.spec, self.memo = model, spec, {}
+
+    def __call__(self, rows: tuple[Tensor, Tensor]) -> tuple[Tensor, Tensor]:
+        if id(rows) not in self.memo:
+            self.memo[id(rows)] = (rows, per_sample_losses(self.model, self.spec, *rows))
+        return self.memo[id(rows)][1]
+
+    def changed(self) -> None:
+        self.memo.clear()
+
+
+def _accuracy(measure: _Measure, rows: tuple[Tensor, Tensor]) -> float | None:
+    _, ok = measure(rows)
     return float(ok.double().mean()) if ok.numel() else None
 
 
-def _utility_lost(model, spec: ArchSpec, baselines: list, max_drop: float) -> bool:
+def _utility_lost(measure: _Measure, baselines: list, max_drop: float) -> bool:
     """True if accuracy on any (rows, starting accuracy) pair fell more than max_drop below its start."""
     for rows, start in baselines:
-        now = _accuracy(model, spec, rows)
+        now = _accuracy(measure, rows)
         if start is not None and now is not None and start - now > max_drop:
             return True
     return False
 
 
 @torch.no_grad()
-def _guarded_step(model, spec, params, saved, g, baselines, cfg, eta: float) -> float | None:
+def _guarded_step(measure: _Measure, params, saved, g, baselines, cfg, eta: float) -> float | None:
     """theta = saved - eta * g, halving eta while the step costs too much utility (up to max_backtracks times).
 
     Returns the step size kept, or None (parameters restored to `saved`) when every size was refused.
@@ -139,12 +158,14 @@ def _guarded_step(model, spec, params, saved, g, baselines, cfg, eta: float) -> 
         with torch.no_grad():
             for k, p in params.items():
                 p.copy_(saved[k] - (eta * g[k]).to(p.dtype))
-        if not _utility_lost(model, spec, baselines, cfg.max_accuracy_drop):
+        measure.changed()
+        if not _utility_lost(measure, baselines, cfg.max_accuracy_drop):
             return eta
         eta /= 2
     with torch.no_grad():
         for k, p in params.items():
             p.copy_(saved[k])
+    measure.changed()
     return None
 
 
@@ -190,7 +211,8 @@ def unlearn(
     forget = (features[forget_idx], labels[forget_idx])
     sample_idx = retained_sample_index(retain_idx, cfg.retained_sample, cfg.evidence_seed)
     retained = (features[sample_idx], labels[sample_idx])
-    before = snapshot(model, spec, forget, retained, holdout)
+    measure = _Measure(model, spec)
+    before = snapshot(model, spec, forget, retained, holdout, losses=measure)
     clock.lap("evidence_before")
     progress(0.1)
 
@@ -210,7 +232,7 @@ def unlearn(
     baselines = [(retained, before["retained_sample"]["accuracy"])]
     if stop_holdout is not None:
         # the whole holdout was measured in `before` already; a subsample is measured here
-        start = before["holdout"]["accuracy"] if stop_holdout is holdout else _accuracy(model, spec, stop_holdout)
+        start = before["holdout"]["accuracy"] if stop_holdout is holdout else _accuracy(measure, stop_holdout)
         baselines.append((stop_holdout, start))
     budget = 1 if cfg.update == "reference" else max(1, cfg.max_steps)
     stop_reason = "single_step" if cfg.update == "reference" else "step_budget"
@@ -227,13 +249,14 @@ def unlearn(
         if cfg.update == "reference":
             direction = {k: sum_r[k] / n_r - sum_f[k] / n_f for k in params}  # mean_r - mean_f
             _apply_reference(params, direction, cfg.lr)
+            measure.changed()
             steps += 1
             break
         with torch.no_grad():
             saved = {k: p.detach().clone() for k, p in params.items()}
             # share * mean_f = sum_f / |D|
             g = {k: cfg.retain_weight * sum_r[k] / n_r - sum_f[k] / n_live for k in params}
-        kept = _guarded_step(model, spec, params, saved, g, baselines, cfg, eta)
+        kept = _guarded_step(measure, params, saved, g, baselines, cfg, eta)
         if kept is None:
             stop_reason = "utility_guard"  # even the smallest step cost too much utility: parameters restored
             break
@@ -241,16 +264,14 @@ def unlearn(
         steps += 1
         progress(0.3 + 0.6 * steps / budget)
         if stop_holdout is not None and budget > 1:
-            auc = membership_auc(
-                per_sample_losses(model, spec, *forget)[0], per_sample_losses(model, spec, *stop_holdout)[0]
-            )
+            auc = membership_auc(measure(forget)[0], measure(stop_holdout)[0])
             auc_trace.append(auc)
             if auc - cfg.target_auc <= cfg.auc_tolerance:
                 stop_reason = "auc_target"
                 break
     clock.lap("update")
 
-    after = snapshot(model, spec, forget, retained, holdout)
+    after = snapshot(model, spec, forget, retained, holdout, losses=measure)
     new_state = {k: v.detach().to("cpu").clone() for k, v in model.state_dict().items()}
     clock.lap("evidence_after")
     if sample_ids is None:
