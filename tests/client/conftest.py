@@ -22,11 +22,8 @@ import pytest
 import redis
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
 
-from app.core.migrate import upgrade
-from tests.conftest import PG_ADMIN_URL
+from tests.pgdb import fresh_database
 
 ROOT = Path(__file__).resolve().parents[2]
 START_TIMEOUT_S = 60.0  # for the API to answer /readyz
@@ -103,18 +100,8 @@ def _tenant_admin(url: str, bootstrap_key: str) -> str:
 def service_db_url() -> Iterator[str]:
     """A PostgreSQL database of its own: the worker's reconciler acts on every queued request in its database,
     so the session's shared database (other tests' leftovers) must stay out of its reach."""
-    name = f"unlearn_cli_{secrets.token_hex(6)}"
-    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    url = make_url(PG_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
-    try:
-        upgrade(url)
+    with fresh_database("unlearn_cli") as url:
         yield url
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 @pytest.fixture(scope="module")

@@ -21,15 +21,13 @@ from pathlib import Path
 
 import pytest
 import redis
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
 
 from app.core import db as core_db
 from app.core.config import get_settings
 from app.core.migrate import upgrade
+from tests.pgdb import fresh_database
 
 ROOT = Path(__file__).resolve().parents[2]
-PG_ADMIN_URL = os.environ.get("UNLEARN_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 RECONCILE_INTERVAL_S = 1.0  # seconds between reconciler passes in test workers
 
 
@@ -42,19 +40,11 @@ def _clear_caches() -> None:
 @pytest.fixture(scope="module")
 def module_pg_url() -> Iterator[str]:
     """A fresh PostgreSQL database of this test module, migrated to head; dropped afterwards."""
-    name = f"unlearn_wtest_{secrets.token_hex(6)}"
-    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    url = make_url(PG_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
-    try:
-        upgrade(url)
-        yield url
-    finally:
-        _clear_caches()
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with fresh_database("unlearn_wtest") as url:
+        try:
+            yield url
+        finally:
+            _clear_caches()  # drop this module's engines before the database goes
 
 
 @pytest.fixture(scope="module")

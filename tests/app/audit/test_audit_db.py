@@ -1,6 +1,5 @@
 """The stored log: append-only in the database, gap-free and unforked under concurrent writers, provable."""
 
-import os
 import secrets
 import threading
 from collections.abc import Iterator
@@ -27,24 +26,13 @@ from app.audit.verify import (
 )
 from app.core.db import Base, make_engine, utcnow
 from app.core.migrate import upgrade
-
-PG_ADMIN_URL = os.environ.get("UNLEARN_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+from tests.pgdb import PG_ADMIN_URL, fresh_database
 
 
 @pytest.fixture(scope="module")
 def pg_url() -> Iterator[str]:
-    name = f"audit_test_{secrets.token_hex(6)}"
-    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    url = make_url(PG_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
-    try:
-        upgrade(url)
+    with fresh_database("audit_test") as url:
         yield url
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 @pytest.fixture(scope="module")
