@@ -8,7 +8,6 @@ standard), and apply each approximate method to the original. Every figure is me
 and its stopping rule. Writes docs/bench/quality.md and docs/bench/quality.json.
 """
 
-import argparse
 import sys
 import time
 from dataclasses import asdict
@@ -16,7 +15,7 @@ from dataclasses import asdict
 import torch
 
 from bench import data, report, tasks
-from bench.adapter import UnlearnConfig, build_cache, load_model, prepare_inputs, resolve_device, timed, unlearn
+from bench.adapter import UnlearnConfig, build_cache, load_model, prepare_inputs, timed, unlearn
 from bench.influence import InfluenceConfig, influence_unlearn
 from bench.metrics import accuracy, attack_success_rate, kl_to_reference, logits, losses, membership_auc
 from bench.report import fmt, fmt_time, machine, table, write
@@ -160,15 +159,8 @@ def markdown(results: dict, meta: dict, methods=METHODS) -> str:
 
 def main(argv: list[str] | None = None, extra_methods: list | None = None) -> dict:
     """`extra_methods`: more (label, kind, config) rows, e.g. the configuration the sweep recommends."""
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:N or auto")
-    ap.add_argument("--seeds", type=int, default=3, help="number of seeds (default 3)")
-    ap.add_argument("--quick", action="store_true", help="one seed: a smoke run, not for the docs")
-    ap.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2)")
-    ap.add_argument("--no-write", action="store_true", help="print only; leave docs/bench untouched")
-    args = ap.parse_args(argv)
-    torch.set_num_threads(args.threads)
-    device = resolve_device(args.device)
+    args = report.parser(__doc__).parse_args(argv)
+    device = report.setup(args)
     seeds = list(range(1 if args.quick else args.seeds))
     start = time.perf_counter()
     methods = METHODS + (extra_methods or [])

@@ -1,5 +1,6 @@
 """Markdown tables, the machine description and raw JSON for benchmark results."""
 
+import argparse
 import json
 import math
 import os
@@ -9,6 +10,8 @@ import sys
 from pathlib import Path
 
 import torch
+
+from bench.adapter import resolve_device
 
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "bench"
 
@@ -71,3 +74,21 @@ def write(name: str, text: str, raw: dict, out_dir: Path = DOCS) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / f"{name}.md").write_text(text)
     (out_dir / f"{name}.json").write_text(json.dumps(raw, indent=1, sort_keys=True) + "\n")
+
+
+def parser(doc: str, *, seeds: bool = True, quick_help: str = "one seed: a smoke run, not for the docs"):
+    """The options every benchmark part takes: --device, --threads, --quick, --no-write (and --seeds)."""
+    ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:N or auto")
+    if seeds:
+        ap.add_argument("--seeds", type=int, default=3, help="number of seeds (default 3)")
+    ap.add_argument("--quick", action="store_true", help=quick_help)
+    ap.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2)")
+    ap.add_argument("--no-write", action="store_true", help="print only; leave docs/bench untouched")
+    return ap
+
+
+def setup(args):
+    """Apply --threads and resolve --device (the same for every part)."""
+    torch.set_num_threads(args.threads)
+    return resolve_device(args.device)

@@ -13,7 +13,6 @@ tables say which. The starting model at each size is trained for one epoch: the 
 on how far training went. Writes docs/bench/scaling.{md,json,png}.
 """
 
-import argparse
 import statistics
 import sys
 import time
@@ -21,7 +20,7 @@ import time
 import torch
 
 from bench import data, report
-from bench.adapter import ArchSpec, TrainConfig, UnlearnConfig, build_cache, resolve_device, timed, train, unlearn
+from bench.adapter import ArchSpec, TrainConfig, UnlearnConfig, build_cache, timed, train, unlearn
 from bench.report import DOCS, fmt_time, machine, table, write
 
 HIDDEN = [512, 512]
@@ -185,19 +184,14 @@ def plot(res: list[dict], path) -> None:
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:N or auto")
+    ap = report.parser(__doc__, seeds=False, quick_help="sizes 5000,20000 and 3 repeats: a smoke run")
     ap.add_argument("--sizes", default="10000,50000,200000", help="comma-separated training-set sizes")
     ap.add_argument("--repeats", type=int, default=3, help="deleted rows timed per size and correction")
     ap.add_argument("--retrain-full-max", type=int, default=50_000, help="measure retraining in full up to N")
     ap.add_argument("--full-retrain", action="store_true", help="measure retraining in full at every size")
-    ap.add_argument("--quick", action="store_true", help="sizes 5000,20000 and 3 repeats: a smoke run")
-    ap.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2)")
-    ap.add_argument("--no-write", action="store_true", help="print only; leave docs/bench untouched")
     ap.add_argument("--name", default="scaling", help="output name under docs/bench (default scaling)")
     args = ap.parse_args(argv)
-    torch.set_num_threads(args.threads)
-    device = resolve_device(args.device)
+    device = report.setup(args)
     sizes = [5000, 20000] if args.quick else [int(s) for s in args.sizes.split(",")]
     repeats = 3 if args.quick else args.repeats
     start = time.perf_counter()

@@ -15,7 +15,6 @@ ratio's denominator is tiny, does not decide the choice). The engine's stopping 
 calibration holdout) and utility guard stay at their shipped values. Writes docs/bench/sweep.{md,json}.
 """
 
-import argparse
 import itertools
 import statistics
 import sys
@@ -24,7 +23,7 @@ import time
 import torch
 
 from bench import quality, report, tasks
-from bench.adapter import UnlearnConfig, resolve_device
+from bench.adapter import UnlearnConfig
 from bench.report import machine, table, write
 
 ETAS = (0.5, 2.0, 5.0)  # one-step configurations
@@ -162,15 +161,8 @@ def config(label: str) -> UnlearnConfig:
 
 
 def main(argv: list[str] | None = None) -> dict:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:N or auto")
-    ap.add_argument("--seeds", type=int, default=3, help="number of seeds (default 3)")
-    ap.add_argument("--quick", action="store_true", help="one seed: a smoke run, not for the docs")
-    ap.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2)")
-    ap.add_argument("--no-write", action="store_true", help="print only; leave docs/bench untouched")
-    args = ap.parse_args(argv)
-    torch.set_num_threads(args.threads)
-    device = resolve_device(args.device)
+    args = report.parser(__doc__).parse_args(argv)
+    device = report.setup(args)
     seeds = [SEED_OFFSET + i for i in range(1 if args.quick else args.seeds)]
     start = time.perf_counter()
     out = run(device, seeds)
