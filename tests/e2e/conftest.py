@@ -1,19 +1,3 @@
-"""Fixtures for end-to-end tests: the API in process, real `python -m workers` subprocesses (tests/workers/procs.py)."""
+"""Fixtures for end-to-end tests: the same real-worker fixtures and report hook as the worker tests."""
 
-import pytest
-
-from tests.workers.procs import (  # noqa: F401 - fixtures
-    backend_url,
-    module_pg_url,
-    module_sqlite_url,
-    redis_client,
-    test_queue,
-    workers,
-)
-
-
-@pytest.hookimpl(hookwrapper=True, tryfirst=True)
-def pytest_runtest_makereport(item, call):
-    outcome = yield
-    report = outcome.get_result()
-    setattr(item, f"rep_{report.when}", report)
+from tests.workers.conftest import *  # noqa: F403 - fixtures and the pytest_runtest_makereport hook
