@@ -5,7 +5,7 @@ from workers.engine import ArchSpec, build_model, gradient_sum
 from workers.engine import gradients as gradients_module
 from workers.engine.zoo import load_model
 
-CPU = torch.device("cpu")
+CPU = torch.device("cpu")  # hand-written references; the engine runs on the `device` fixture
 
 
 def _rel(a: dict, b: dict) -> float:
@@ -14,9 +14,9 @@ def _rel(a: dict, b: dict) -> float:
     return (num / den) ** 0.5
 
 
-def test_gradient_sum_is_the_sum_of_per_sample_gradients(small_logreg):
+def test_gradient_sum_is_the_sum_of_per_sample_gradients(small_logreg, device):
     spec, x, y, state = small_logreg
-    got = gradient_sum(spec, state, x, y, CPU, chunk_size=64)
+    got = gradient_sum(spec, state, x, y, device, chunk_size=64)
     model = load_model(spec, state, CPU).double()
     loss = F.cross_entropy(model(x.double()), y, reduction="sum")
     names, params = zip(*model.named_parameters(), strict=True)
@@ -25,17 +25,17 @@ def test_gradient_sum_is_the_sum_of_per_sample_gradients(small_logreg):
     assert _rel(got, want) < 1e-5
 
 
-def test_gradient_sum_does_not_depend_on_chunk_size(small_logreg):
+def test_gradient_sum_does_not_depend_on_chunk_size(small_logreg, device):
     spec, x, y, state = small_logreg
-    a = gradient_sum(spec, state, x, y, CPU, chunk_size=7)
-    b = gradient_sum(spec, state, x, y, CPU, chunk_size=1000)
+    a = gradient_sum(spec, state, x, y, device, chunk_size=7)
+    b = gradient_sum(spec, state, x, y, device, chunk_size=1000)
     assert _rel(a, b) < 1e-6
     idx = torch.tensor([5, 17, 42, 299])
-    sub = gradient_sum(spec, state, x, y, CPU, chunk_size=3, index=idx)
-    assert _rel(sub, gradient_sum(spec, state, x[idx], y[idx], CPU)) < 1e-6
+    sub = gradient_sum(spec, state, x, y, device, chunk_size=3, index=idx)
+    assert _rel(sub, gradient_sum(spec, state, x[idx], y[idx], device)) < 1e-6
 
 
-def test_rows_are_streamed_in_eval_mode(small_logreg, monkeypatch):
+def test_rows_are_streamed_in_eval_mode(small_logreg, monkeypatch, device):
     """The model only ever sees chunk_size rows at a time, always in eval mode."""
     spec, x, y, state = small_logreg
     seen = []
@@ -47,12 +47,12 @@ def test_rows_are_streamed_in_eval_mode(small_logreg, monkeypatch):
         return model
 
     monkeypatch.setattr(gradients_module, "load_model", spying_load)
-    gradient_sum(spec, state, x, y, CPU, chunk_size=50)
+    gradient_sum(spec, state, x, y, device, chunk_size=50)
     assert [n for n, _ in seen] == [50] * 6
     assert not any(training for _, training in seen)
 
 
-def test_batchnorm_statistics_are_not_touched():
+def test_batchnorm_statistics_are_not_touched(device):
     spec = ArchSpec("resnet18", {"in_channels": 1, "num_classes": 3})
     torch.manual_seed(0)
     state = build_model(spec).state_dict()
@@ -61,9 +61,9 @@ def test_batchnorm_statistics_are_not_touched():
             v.normal_()
     before = {k: v.clone() for k, v in state.items()}
     x, y = torch.rand(3, 1, 32, 32), torch.tensor([0, 1, 2])
-    grads = gradient_sum(spec, state, x, y, CPU, chunk_size=2)
+    grads = gradient_sum(spec, state, x, y, device, chunk_size=2)
     assert "bn1.weight" in grads and "bn1.running_mean" not in grads
     assert all(torch.equal(state[k], before[k]) for k in before)
     # eval-mode gradients: the per-sample sum is independent of how rows are grouped (no batch statistics)
-    one = gradient_sum(spec, state, x, y, CPU, chunk_size=1)
+    one = gradient_sum(spec, state, x, y, device, chunk_size=1)
     assert _rel(grads, one) < 1e-5
