@@ -48,7 +48,8 @@ def enqueue_due_retries() -> int:
 
 
 class Maintenance(threading.Thread):
-    """Reconciles every `interval` seconds and enqueues due retries every SCHEDULE_POLL_S."""
+    """Reconciles every `interval` seconds; enqueues due retries and chains the audit outbox (events the API
+    recorded) every SCHEDULE_POLL_S."""
 
     def __init__(self, interval: float) -> None:
         super().__init__(name="maintenance", daemon=True)
@@ -56,6 +57,8 @@ class Maintenance(threading.Thread):
         self.stopped = threading.Event()
 
     def run(self) -> None:
+        from app.audit.outbox import sequence_committed
+        from app.core.db import get_sessionmaker
         from workers.reconciler import reconcile
 
         waited = 0.0
@@ -63,6 +66,7 @@ class Maintenance(threading.Thread):
             waited += SCHEDULE_POLL_S
             try:
                 enqueue_due_retries()
+                sequence_committed(get_sessionmaker())
                 if waited >= self.interval:
                     waited = 0.0
                     reconcile()

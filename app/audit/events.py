@@ -10,7 +10,7 @@ import enum
 from collections.abc import Mapping
 from typing import Any
 
-from app.audit.canonical import canonical_json
+from app.audit.canonical import canonical_json, normalize, sanitize_floats
 from app.audit.exceptions import AuditContentError, CanonicalError
 
 
@@ -74,3 +74,15 @@ def check_content(event_type: str, refs: Mapping[str, Any], evidence: Mapping[st
     if size > MAX_ENCODED_BYTES:
         raise AuditContentError(f"refs and evidence take {size} bytes; the limit is {MAX_ENCODED_BYTES}")
     return kind
+
+
+def prepare_entry(
+    actor: str, event_type: str, refs: Mapping[str, Any] | None, evidence: Mapping[str, Any] | None
+) -> tuple[str, dict[str, Any], dict[str, Any]]:
+    """(event type, refs, evidence) as they are hashed: NaN and infinities as strings, normalised, checked."""
+    if not actor or not isinstance(actor, str):
+        raise ValueError("actor must be a non-empty string (an API key id or a worker name)")
+    refs = normalize(sanitize_floats(dict(refs or {})))
+    evidence = normalize(sanitize_floats(dict(evidence or {})))
+    kind = check_content(str(event_type), refs, evidence)
+    return kind.value, refs, evidence

@@ -3,7 +3,7 @@
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, String, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.core.db import Base, UTCDateTime
@@ -33,3 +33,23 @@ class AuditEntry(Base):
     entry_hash: Mapped[str] = mapped_column(String(64))
 
     __table_args__ = (UniqueConstraint("prev_hash"),)
+
+
+class AuditOutboxEntry(Base):
+    """An event recorded by the API in the transaction of the change it describes, not yet in the chain.
+
+    The API writes here without taking the log's append lock; the sequencer (app.audit.outbox) moves rows into
+    ``audit_entries`` in batches, in id order, under the lock, and deletes them in the same transaction. Every
+    chained append drains this table first, so an event is always chained before any later event that depends
+    on it (a deletion's ``deletion.requested`` before its ``deletion.started``).
+    """
+
+    __tablename__ = "audit_outbox"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    tenant_id: Mapped[str | None] = mapped_column(String(64))
+    actor: Mapped[str] = mapped_column(String(255))
+    event_type: Mapped[str] = mapped_column(String(64))
+    refs: Mapped[dict[str, Any]] = mapped_column(JSON)
+    evidence: Mapped[dict[str, Any]] = mapped_column(JSON)

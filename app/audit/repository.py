@@ -3,12 +3,13 @@
 import hashlib
 from collections.abc import Sequence
 
-from sqlalchemy import or_, select, text, update
+from sqlalchemy import insert, or_, select, text, update
 from sqlalchemy.orm import Session
 
 from app.audit.orm import AuditEntry
 
 # Transaction-level PostgreSQL advisory lock serialising appends (a key of its own, apart from model locks).
+_INSERT = insert(AuditEntry.__table__)
 APPEND_LOCK_KEY = int.from_bytes(hashlib.sha256(b"unlearn:audit:append").digest()[:8], "big", signed=True)
 
 
@@ -36,16 +37,9 @@ def last_seq_and_hash(session: Session) -> tuple[int, str] | None:
     return None if row is None else (row[0], row[1])
 
 
-def add_entry(session: Session, *, entry: AuditEntry) -> AuditEntry:
-    session.add(entry)
-    session.flush()
-    return entry
-
-
-def add_entries(session: Session, *, entries: Sequence[AuditEntry]) -> None:
-    """Insert the entries together (one multi-row INSERT where the driver allows)."""
-    session.add_all(entries)
-    session.flush()
+def insert_entries(session: Session, *, rows: Sequence[dict]) -> None:
+    """Insert chained entries (column dicts) together: one executemany, no unit of work."""
+    session.connection().execute(_INSERT, list(rows))
 
 
 def get_entry(session: Session, *, seq: int) -> AuditEntry | None:

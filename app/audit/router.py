@@ -9,8 +9,9 @@ import threading
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, Path, Query, Request
+from sqlalchemy.orm import Session
 
-from app.audit import repository, tree
+from app.audit import outbox, repository, tree
 from app.audit.service import deletion_receipt, entry_document
 from app.audit.signing import Signer, load_or_create_signing_key
 from app.core.deps import DB, Reader, Requester
@@ -43,6 +44,17 @@ def get_signer(request: Request) -> Signer:
 SignerDep = Annotated[Signer, Depends(get_signer)]
 
 
+def current_log(db: DB) -> Session:
+    """The request's session once the events waiting in the outbox are chained (and committed), so that what
+    the endpoint reads includes every event committed before the request."""
+    if outbox.sequence(db):
+        db.commit()
+    return db
+
+
+LogDB = Annotated[Session, Depends(current_log)]
+
+
 def _visible_tenant(principal: Principal) -> str | None:
     return None if principal.is_platform_admin else principal.tenant_id
 
@@ -54,7 +66,7 @@ def _check_size(size: int, current: int, name: str) -> None:
 
 @router.get("/audit")
 def list_audit(
-    db: DB,
+    db: LogDB,
     principal: Reader,
     model_id: str | None = None,
     request_id: str | None = None,
@@ -84,7 +96,7 @@ def public_key(signer: SignerDep) -> dict[str, str]:
 
 @router.get("/audit/tree-head")
 def tree_head(
-    db: DB, _principal: Reader, signer: SignerDep, size: Annotated[int | None, Query(ge=0, le=MAX_SEQ)] = None
+    db: LogDB, _principal: Reader, signer: SignerDep, size: Annotated[int | None, Query(ge=0, le=MAX_SEQ)] = None
 ) -> dict[str, Any]:
     """The signed tree head of the whole log (or of its first `size` entries)."""
     current = tree.tree_size(db)
@@ -95,7 +107,7 @@ def tree_head(
 
 @router.get("/audit/consistency")
 def consistency(
-    db: DB,
+    db: LogDB,
     _principal: Reader,
     signer: SignerDep,
     first: Annotated[int, Query(alias="from", ge=0, le=MAX_SEQ)],
@@ -113,7 +125,7 @@ def consistency(
 
 @router.get("/audit/{seq}")
 def get_audit_entry(
-    db: DB, principal: Reader, signer: SignerDep, seq: Annotated[int, Path(ge=1, le=MAX_SEQ)]
+    db: LogDB, principal: Reader, signer: SignerDep, seq: Annotated[int, Path(ge=1, le=MAX_SEQ)]
 ) -> dict[str, Any]:
     """One entry, its inclusion proof, and the signed tree head the proof leads to."""
     entry = repository.get_entry(db, seq=seq)
@@ -129,7 +141,7 @@ def get_audit_entry(
 
 
 @router.get("/deletions/{request_id}/receipt")
-def receipt(db: DB, principal: Requester, signer: SignerDep, request_id: str) -> dict[str, Any]:
+def receipt(db: LogDB, principal: Requester, signer: SignerDep, request_id: str) -> dict[str, Any]:
     """The signed receipt of a deletion request: request, versions, evidence, audit entries with proofs."""
     body = deletion_receipt(db, request_id=request_id, tenant_id=_visible_tenant(principal), signer=signer)
     if body is None:

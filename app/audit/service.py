@@ -11,20 +11,19 @@ entry read could predate the lock, and the insert would fail on the primary key 
 
 import logging
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.audit import repository, tree
+from app.audit import outbox, repository, tree
 from app.audit.canonical import (
     GENESIS_HASH,
     compute_entry_hash,
     format_timestamp,
-    normalize,
-    sanitize_floats,
 )
-from app.audit.events import EventType, check_content
+from app.audit.events import EventType, prepare_entry
 from app.audit.orm import AuditEntry
 from app.audit.receipt import build_receipt
 from app.audit.signing import Signer
@@ -54,17 +53,6 @@ def _str_or_none(value: Any) -> str | None:
     return None if value is None else str(value)
 
 
-def _prepared(
-    actor: str, event_type: str | EventType, refs: Mapping[str, Any] | None, evidence: Mapping[str, Any] | None
-) -> tuple[str, dict[str, Any], dict[str, Any]]:
-    if not actor or not isinstance(actor, str):
-        raise ValueError("actor must be a non-empty string (an API key id or a worker name)")
-    refs = normalize(sanitize_floats(dict(refs or {})))
-    evidence = normalize(sanitize_floats(dict(evidence or {})))
-    kind = check_content(str(event_type), refs, evidence)
-    return kind.value, refs, evidence
-
-
 def append_entry(
     session: Session,
     *,
@@ -88,24 +76,41 @@ def append_entries(session: Session, entries: Sequence[Mapping[str, Any]]) -> li
     """Append several entries, in the given order, in the caller's transaction (flushes, never commits).
 
     Each item holds the keyword arguments of ``append_entry`` (actor, event_type and optionally tenant_id, refs,
-    evidence). Every entry is checked before the lock is taken; then the lock is taken once, the last entry read
-    once, and the entries chained one after the other and inserted together: the same consecutive sequence
-    numbers and chain as that many ``append_entry`` calls.
+    evidence). Every entry is checked before the lock is taken; then the lock is taken once, the events waiting in
+    the outbox are chained first (app.audit.outbox), the last entry is read once, and the entries are chained one
+    after the other and inserted together: the same consecutive sequence numbers and chain as that many
+    ``append_entry`` calls. Returns the caller's entries (not the drained ones).
     """
     prepared = [
-        (item.get("tenant_id"), item["actor"], *_prepared(item["actor"], item["event_type"], item.get("refs"),
-                                                          item.get("evidence")))
+        (item.get("tenant_id"), item["actor"], *prepare_entry(item["actor"], item["event_type"], item.get("refs"),
+                                                              item.get("evidence")))
         for item in entries
     ]  # fmt: skip
     if not prepared:
         return []
     repository.lock_for_append(session)
+    drained = outbox.drain_locked(session)
+    created_at = utcnow()
+    rows = chain(session, [(created_at, *item) for item in prepared], drained=drained)
+    return rows[len(drained) :]
+
+
+def chain(
+    session: Session,
+    items: Sequence[tuple[datetime, str | None, str, str, dict[str, Any], dict[str, Any]]],
+    *,
+    drained: Sequence[tuple[datetime, str | None, str, str, dict[str, Any], dict[str, Any]]] = (),
+) -> list[AuditEntry]:
+    """Chain ``drained`` then ``items`` (created_at, tenant_id, actor, event_type, refs, evidence; already checked)
+    after the last entry and insert them together (one Core INSERT). The caller holds the append lock. Returns
+    the entries as unattached rows."""
+    everything = [*drained, *items]
+    if not everything:
+        return []
     last = repository.last_seq_and_hash(session)
     seq, prev_hash = (0, GENESIS_HASH) if last is None else last
-    created_at = utcnow()
-    stamp = format_timestamp(created_at)
     rows = []
-    for tenant_id, actor, kind, refs, evidence in prepared:
+    for created_at, tenant_id, actor, kind, refs, evidence in everything:
         seq += 1
         fields = {
             "seq": seq,
@@ -117,19 +122,16 @@ def append_entries(session: Session, entries: Sequence[Mapping[str, Any]]) -> li
             "evidence": evidence,
             "prev_hash": prev_hash,
         }
-        prev_hash = compute_entry_hash(fields | {"created_at": stamp})
-        rows.append(
-            AuditEntry(
-                **fields,
-                model_id=_str_or_none(refs.get("model_id")),
-                request_id=_str_or_none(refs.get("request_id")),
-                entry_hash=prev_hash,
-            )
+        prev_hash = compute_entry_hash(fields | {"created_at": format_timestamp(created_at)})
+        fields.update(
+            model_id=_str_or_none(refs.get("model_id")),
+            request_id=_str_or_none(refs.get("request_id")),
+            entry_hash=prev_hash,
         )
-    repository.add_entries(session, entries=rows)
-    for entry in rows:
-        log.info("audit.appended seq=%s event_type=%s", entry.seq, entry.event_type)
-    return rows
+        rows.append(fields)
+    repository.insert_entries(session, rows=rows)
+    log.info("audit.appended seq=%s..%s entries=%s", rows[0]["seq"], rows[-1]["seq"], len(rows))
+    return [AuditEntry(**row) for row in rows]
 
 
 _REQUEST_COLUMNS = (

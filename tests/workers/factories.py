@@ -185,9 +185,12 @@ def set_unlearn_defaults(model_id: str, defaults: dict) -> None:
 def verify_audit_log() -> int:
     """Check the whole audit log (sequence, hash chain, entry hashes); returns its length."""
     from app.audit.orm import AuditEntry
+    from app.audit.outbox import sequence
     from app.audit.service import entry_document
     from app.audit.verify import verify_log
 
+    with session_scope() as session:
+        sequence(session)
     with session_scope() as session:
         entries = [entry_document(e) for e in session.execute(select(AuditEntry).order_by(AuditEntry.seq)).scalars()]
     verify_log(entries)
@@ -196,7 +199,10 @@ def verify_audit_log() -> int:
 
 def audit_events(model_id: str) -> list[tuple[str, dict]]:
     from app.audit.orm import AuditEntry
+    from app.audit.outbox import sequence
 
+    with session_scope() as session:
+        sequence(session)
     with session_scope() as session:
         rows = session.execute(
             select(AuditEntry.event_type, AuditEntry.refs)

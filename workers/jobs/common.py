@@ -89,7 +89,7 @@ def audit(
     evidence: dict[str, Any] | None = None,
 ) -> None:
     """Append an audit entry inside the caller's transaction, so it commits or rolls back with the change."""
-    audit_hook.audit(
+    audit_hook.audit_chained(
         session, actor=ACTOR, event_type=event_type, tenant_id=tenant_id, refs=refs, evidence=evidence or {}
     )
 

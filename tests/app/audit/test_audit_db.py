@@ -2,22 +2,20 @@
 
 import secrets
 import threading
-from collections.abc import Iterator
 
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import create_engine, event, select, text
+from sqlalchemy import create_engine, select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, IntegrityError
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session
 
 from app.audit import tree
 from app.audit.exceptions import AuditContentError
 from app.audit.merkle import EMPTY_ROOT
 from app.audit.orm import AuditEntry
 from app.audit.service import append_entry, entry_document
-from app.audit.signing import load_or_create_signing_key
 from app.audit.verify import (
     verify_consistency_between,
     verify_entry_inclusion,
@@ -26,45 +24,7 @@ from app.audit.verify import (
 )
 from app.core.db import Base, make_engine, utcnow
 from app.core.migrate import upgrade
-from tests.pgdb import PG_ADMIN_URL, fresh_database
-
-
-@pytest.fixture(scope="module")
-def pg_url() -> Iterator[str]:
-    with fresh_database("audit_test") as url:
-        yield url
-
-
-@pytest.fixture(scope="module")
-def sqlite_db(tmp_path_factory) -> str:
-    url = f"sqlite:///{tmp_path_factory.mktemp('audit') / 'audit.db'}"
-    upgrade(url)
-    return url
-
-
-@pytest.fixture(params=["postgresql", "sqlite"])
-def url(request) -> str:
-    return request.getfixturevalue("pg_url" if request.param == "postgresql" else "sqlite_db")
-
-
-@pytest.fixture
-def sessions(url) -> Iterator[sessionmaker[Session]]:
-    engine = make_engine(url)
-    if engine.dialect.name == "postgresql":  # commits need not wait for the disk here: locking is unchanged
-
-        @event.listens_for(engine, "connect")
-        def _fast_commits(dbapi_conn, _record) -> None:
-            with dbapi_conn.cursor() as cur:
-                cur.execute("SET synchronous_commit TO off")
-            dbapi_conn.commit()
-
-    yield sessionmaker(bind=engine, expire_on_commit=False)
-    engine.dispose()
-
-
-@pytest.fixture(scope="module")
-def signer(tmp_path_factory):
-    return load_or_create_signing_key(tmp_path_factory.mktemp("key") / "audit.pem")
+from tests.pgdb import PG_ADMIN_URL
 
 
 def all_entries(sessions) -> list[dict]:
