@@ -153,6 +153,31 @@ def enqueue_deletion_job(request_id: str, model_id: str, job_id: str, *, delay_s
     return job_id
 
 
+def enqueue_deletion_jobs(items: list[tuple[str, str, str]]) -> None:
+    """Queue several committed deletion requests, each (request_id, model_id, job_id) under the job id recorded
+    on its row, in one Redis round trip (what the API's enqueue batcher calls)."""
+    if not items:
+        return
+    settings = get_settings()
+    queue = get_queue()
+    datas = [
+        Queue.prepare_data(
+            "workers.jobs.deletions.apply_deletions",
+            args=(model_id, request_id),
+            job_id=job_id,
+            description=f"apply deletions to model {model_id} (request {request_id})",
+            timeout=settings.job_timeout_s,
+            result_ttl=RESULT_TTL_S,
+            failure_ttl=FAILURE_TTL_S,
+        )
+        for request_id, model_id, job_id in items
+    ]
+    with queue.connection.pipeline() as pipe:
+        queue.enqueue_many(datas, pipeline=pipe)
+        pipe.execute()
+    log_event(log, "job.enqueued", kind="deletion", count=len(items), enqueued_job_ids=[i[2] for i in items][:20])
+
+
 def enqueue_cache_refresh(model_id: str, version: int) -> str:
     """Queue the computation of version `version`'s gradient cache G."""
     job = _enqueue_once(

@@ -51,6 +51,9 @@ class Settings(BaseSettings):
     rate_limit_burst: int = Field(default=500, alias="UNLEARN_RATE_LIMIT_BURST")
     # Log level.
     log_level: str = Field(default="INFO", alias="UNLEARN_LOG_LEVEL")
+    # Threads of an API process running blocking work (database, files). Few threads contend less for the GIL:
+    # requests queue in order instead of many half-run requests stretching each other's latency.
+    api_threads: int = Field(default=8, ge=1, alias="UNLEARN_API_THREADS")
 
 
 @lru_cache

@@ -1,15 +1,19 @@
 """Database engine, sessions and the declarative base shared by every domain's ORM models."""
 
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from functools import lru_cache
 
 from sqlalchemy import DateTime, Engine, MetaData, create_engine, event
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
 from app.core.config import get_settings
+
+PING_IF_IDLE_S = 1.0  # a pooled connection idle longer than this is pinged before use
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -60,7 +64,29 @@ def make_engine(url: str) -> Engine:
         return engine
     # hide_parameters: SQL errors (logged, stored on failed requests, kept in RQ's failed-job records) never
     # carry the bound values, which can be sample ids.
-    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20, hide_parameters=True)
+    engine = create_engine(url, pool_size=10, max_overflow=20, hide_parameters=True)
+    _ping_when_idle(engine)
+    return engine
+
+
+def _ping_when_idle(engine: Engine, idle_s: float = PING_IF_IDLE_S) -> None:
+    """Pessimistic disconnect handling for connections that sat in the pool: a connection idle for more than
+    ``idle_s`` is pinged at checkout and replaced when the ping fails (the server restarted, a proxy dropped it).
+    A connection handed back moments ago is not: under load that saves a round trip per request, and a statement
+    on a connection that died since still fails cleanly (503) and invalidates it."""
+
+    @event.listens_for(engine, "checkin")
+    def _checked_in(_dbapi_conn, record) -> None:
+        record.info["checked_in_at"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _checked_out(dbapi_conn, record, _proxy) -> None:
+        if time.monotonic() - record.info.get("checked_in_at", float("-inf")) <= idle_s:
+            return
+        try:
+            engine.dialect.do_ping(dbapi_conn)
+        except Exception as exc:  # noqa: BLE001 - any failure: the pool discards it and connects anew
+            raise DisconnectionError() from exc
 
 
 @lru_cache

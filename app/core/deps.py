@@ -5,6 +5,8 @@ services and repositories only flush. A session is rolled back and closed when t
 """
 
 import logging
+import queue
+import threading
 import time
 from collections.abc import Iterator
 from typing import Annotated
@@ -30,12 +32,22 @@ class JobQueue:
 
     ``require`` trusts a successful PING for ``alive_ttl_s`` seconds instead of pinging on every request; a
     failed PING or a failed enqueue forgets it, so the next request pings again and gets 503 while Redis is down.
+
+    Deletion jobs whose id is already recorded on their committed row are handed to a background thread that
+    sends whatever has gathered in one Redis round trip (``enqueue_deletion``): a request never waits for Redis
+    after its commit. What is handed over but not yet sent when the process dies is still ``queued`` in the
+    database, and the workers' reconciler enqueues it again; ``close`` sends what is left.
     """
+
+    BATCH_MAX = 500  # jobs per Redis round trip
 
     def __init__(self, redis_url: str, *, alive_ttl_s: float = REDIS_ALIVE_TTL_S) -> None:
         self.redis = redis.Redis.from_url(redis_url, socket_connect_timeout=1, socket_timeout=2)
         self.alive_ttl_s = alive_ttl_s
         self._alive_until = 0.0
+        self._pending: queue.SimpleQueue[tuple[str, str, str] | None] = queue.SimpleQueue()
+        self._sender: threading.Thread | None = None
+        self._sender_lock = threading.Lock()
 
     def ping(self) -> bool:
         try:
@@ -61,17 +73,63 @@ class JobQueue:
         enqueue_training(model_id)
 
     def enqueue_deletion(self, request_id: str, model_id: str | None = None, job_id: str | None = None) -> None:
-        """Queue a committed request; with ``job_id`` (already stored on its row) no further database write."""
-        from workers.queue import enqueue_deletion, enqueue_deletion_job
+        """Queue a committed request: with ``model_id`` and ``job_id`` (already stored on its row) through the
+        background sender, else now, recording a new job id on the row."""
+        if job_id is None or model_id is None:
+            from workers.queue import enqueue_deletion
+
+            try:
+                enqueue_deletion(request_id, model_id)
+            except Exception:
+                self._alive_until = 0.0
+                raise
+            return
+        self._pending.put((request_id, model_id, job_id))
+        if self._sender is None:
+            with self._sender_lock:
+                if self._sender is None:
+                    self._sender = threading.Thread(target=self._send_loop, name="enqueue-sender", daemon=True)
+                    self._sender.start()
+
+    def _send_loop(self) -> None:
+        while True:
+            item = self._pending.get()
+            batch = []
+            while item is not None:
+                batch.append(item)
+                if len(batch) >= self.BATCH_MAX:
+                    break
+                try:
+                    item = self._pending.get_nowait()
+                except queue.Empty:
+                    break
+            self._send(batch)
+            if item is None:
+                return
+
+    def _send(self, batch: list[tuple[str, str, str]]) -> None:
+        from workers.queue import enqueue_deletion_jobs
 
         try:
-            if job_id is not None and model_id is not None:
-                enqueue_deletion_job(request_id, model_id, job_id)
-            else:
-                enqueue_deletion(request_id, model_id)
-        except Exception:
+            enqueue_deletion_jobs(batch)
+        except Exception as exc:  # noqa: BLE001 - the rows are committed: the reconciler enqueues them again
             self._alive_until = 0.0
-            raise
+            log_event(
+                log,
+                "deletion.enqueue_failed",
+                level=logging.ERROR,
+                count=len(batch),
+                deletion_ids=[request_id for request_id, _, _ in batch][:20],
+                error=type(exc).__name__,
+            )
+
+    def close(self, timeout_s: float = 10.0) -> None:
+        """Send what is waiting, then stop the sender."""
+        with self._sender_lock:
+            sender, self._sender = self._sender, None
+        if sender is not None:
+            self._pending.put(None)
+            sender.join(timeout=timeout_s)
 
 
 def after_commit_enqueue(fn, *args: str, event: str) -> None:
@@ -82,7 +140,7 @@ def after_commit_enqueue(fn, *args: str, event: str) -> None:
         log_event(log, event, level=logging.ERROR, ids=list(args), error=type(exc).__name__)
 
 
-def get_settings_dep(request: Request) -> Settings:
+async def get_settings_dep(request: Request) -> Settings:
     return request.app.state.settings
 
 
@@ -94,11 +152,11 @@ def get_db(request: Request) -> Iterator[Session]:
         session.close()  # rolls back whatever the router did not commit
 
 
-def get_store(request: Request) -> BlobStore:
+async def get_store(request: Request) -> BlobStore:
     return request.app.state.store
 
 
-def get_jobs(request: Request) -> JobQueue:
+async def get_jobs(request: Request) -> JobQueue:
     return request.app.state.jobs
 
 
@@ -109,24 +167,29 @@ Jobs = Annotated[JobQueue, Depends(get_jobs)]
 
 
 def authenticate(request: Request, db: DB) -> Principal:
+    """The caller's principal from its Bearer API key (401 when missing, unknown or revoked; 429 past its rate)."""
     header = request.headers.get("authorization", "")
     scheme, _, raw = header.partition(" ")
     if scheme.lower() != "bearer" or not raw.strip():
         raise Unauthorized("missing API key: send Authorization: Bearer <key>")
-    key = keys_repository.get_key_by_hash(db, key_hash=hash_key(raw.strip()))
+    key = keys_repository.key_principal_by_hash(db, key_hash=hash_key(raw.strip()))
     if key is None or key.revoked_at is not None:
         raise Unauthorized("invalid or revoked API key")
     request.app.state.rate_limiter.check(key.id)
     return Principal(key_id=key.id, tenant_id=key.tenant_id, role=key.role)
 
 
+def check_role(principal: Principal, role: str) -> Principal:
+    if not principal.has_role(role):
+        raise Forbidden(f"this operation needs the {role} role or higher; the key has {principal.role}")
+    return principal
+
+
 def require(role: str):
     """A dependency that authenticates the caller and checks it holds `role` or a higher one."""
 
-    def dependency(principal: Annotated[Principal, Depends(authenticate)]) -> Principal:
-        if not principal.has_role(role):
-            raise Forbidden(f"this operation needs the {role} role or higher; the key has {principal.role}")
-        return principal
+    async def dependency(principal: Annotated[Principal, Depends(authenticate)]) -> Principal:
+        return check_role(principal, role)
 
     return dependency
 

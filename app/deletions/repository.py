@@ -1,11 +1,13 @@
 """SQL for deletion requests and the tombstones that claim rows for them."""
 
-from collections.abc import Iterable
+from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import and_, bindparam, insert, select
 from sqlalchemy.orm import Session
 
+from app.datasets.orm import DatasetRow
 from app.deletions.orm import DeletionRequest, Tombstone
+from app.models.orm import Model
 
 LOOKUP_CHUNK = 900  # row indexes per IN (...) lookup (below SQLite's bound-parameter limit)
 INSERT_CHUNK = 5000
@@ -17,26 +19,54 @@ def get_request(session: Session, *, request_id: str, tenant_id: str) -> Deletio
     )
 
 
-def add_request(session: Session, *, request: DeletionRequest, rows: dict[str, int]) -> DeletionRequest:
-    """Insert the request and a pending tombstone per row; a row already claimed fails on the tombstone
-    primary key (IntegrityError at flush)."""
-    session.add(request)
-    session.flush()
+# The POST path's statements, built once: executing a prebuilt statement with parameters hits SQLAlchemy's
+# compiled cache directly, without rebuilding and re-keying the statement on every request.
+_m, _r, _t = Model.__table__, DatasetRow.__table__, Tombstone.__table__
+_READY_MODEL = select(_m.c.status, _m.c.dataset_id).where(
+    _m.c.id == bindparam("model_id"), _m.c.tenant_id == bindparam("tenant_id")
+)
+_ROWS_AND_CLAIMS = (
+    select(_r.c.sample_id, _r.c.row_index, _t.c.request_id, _t.c.state)
+    .select_from(_r.outerjoin(_t, and_(_t.c.model_id == bindparam("model_id"), _t.c.row_index == _r.c.row_index)))
+    .where(_r.c.dataset_id == bindparam("dataset_id"), _r.c.sample_id.in_(bindparam("ids", expanding=True)))
+)
+_INSERT_REQUEST = insert(DeletionRequest.__table__)
+_INSERT_TOMBSTONES = insert(_t)
+
+
+def ready_model(session: Session, *, model_id: str, tenant_id: str) -> tuple[str, str] | None:
+    """(status, dataset_id) of the tenant's model, or None: one indexed read of two columns."""
+    row = session.connection().execute(_READY_MODEL, {"model_id": model_id, "tenant_id": tenant_id}).first()
+    return None if row is None else (row[0], row[1])
+
+
+def rows_and_claims(
+    session: Session, *, dataset_id: str, model_id: str, sample_ids: list[str]
+) -> tuple[dict[str, int], list[dict[str, Any]]]:
+    """For the ids that exist in the data set: sample id -> row index, and the tombstones (pending or deleted)
+    of the model already covering any of those rows, in one statement per chunk (rows left-joined to
+    tombstones on the tombstones' primary key)."""
+    conn = session.connection()
+    rows: dict[str, int] = {}
+    claimed: list[dict[str, Any]] = []
+    for start in range(0, len(sample_ids), LOOKUP_CHUNK):
+        params = {"model_id": model_id, "dataset_id": dataset_id, "ids": sample_ids[start : start + LOOKUP_CHUNK]}
+        for sample_id, row_index, request_id, state in conn.execute(_ROWS_AND_CLAIMS, params):
+            rows[sample_id] = row_index
+            if request_id is not None:
+                claimed.append({"sample_id": sample_id, "request_id": request_id, "state": state})
+    return rows, claimed
+
+
+def insert_request(session: Session, *, values: dict[str, Any], rows: dict[str, int]) -> None:
+    """Insert the request and a pending tombstone per row with Core statements (no unit of work); a row already
+    claimed fails on the tombstone primary key (IntegrityError)."""
+    conn = session.connection()
+    conn.execute(_INSERT_REQUEST, values)
     items = [
-        {"model_id": request.model_id, "row_index": idx, "sample_id": sid, "request_id": request.id, "state": "pending"}
+        {"model_id": values["model_id"], "row_index": idx, "sample_id": sid, "request_id": values["id"],
+         "state": "pending"}
         for sid, idx in rows.items()
-    ]
+    ]  # fmt: skip
     for start in range(0, len(items), INSERT_CHUNK):
-        session.execute(insert(Tombstone), items[start : start + INSERT_CHUNK])
-    return request
-
-
-def claimed_rows(session: Session, *, model_id: str, row_indexes: Iterable[int]) -> list[Tombstone]:
-    """Tombstones (pending or deleted) already covering any of these rows of the model."""
-    indexes = list(row_indexes)
-    found: list[Tombstone] = []
-    for start in range(0, len(indexes), LOOKUP_CHUNK):
-        chunk = indexes[start : start + LOOKUP_CHUNK]
-        stmt = select(Tombstone).where(Tombstone.model_id == model_id, Tombstone.row_index.in_(chunk))
-        found.extend(session.scalars(stmt))
-    return found
+        conn.execute(_INSERT_TOMBSTONES, items[start : start + INSERT_CHUNK])

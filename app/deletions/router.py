@@ -3,8 +3,10 @@
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Request
+from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
 
-from app.core.deps import DB, Jobs, Requester, SettingsDep, after_commit_enqueue
+from app.core.deps import DB, Requester, after_commit_enqueue, authenticate, check_role
 from app.core.errors import COMMON_ERRORS, problem_responses
 from app.core.metrics import DELETIONS_ACCEPTED
 from app.deletions import service
@@ -15,47 +17,54 @@ router = APIRouter(prefix="/v1", tags=["deletions"], responses={**COMMON_ERRORS,
 
 
 @router.post("/models/{model_id}/deletions", status_code=202, response_model=DeletionOut)
-def create_deletion(
+async def create_deletion(
     model_id: str,
     body: DeletionCreate,
     request: Request,
-    db: DB,
-    principal: Requester,
-    settings: SettingsDep,
-    jobs: Jobs,
     idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
-):
-    """Ask for training rows to be removed from a model. The request is recorded, then queued."""
-    jobs.require()  # 503 + Retry-After before anything is written when Redis does not answer
+) -> JSONResponse:
+    """Ask for training rows to be removed from a model. The request is recorded, then queued.
 
-    def work() -> Created:
-        deletion = service.create_deletion(
-            db,
-            principal=principal,
-            model_id=model_id,
-            body=body,
-            max_ids=settings.max_ids_per_request,
-            idempotency_key=idempotency_key,
-        )
-        out = service.deletion_out(deletion).model_dump(mode="json")
+    The hot path of the service: authentication, validation, the INSERTs and the commit run in one hand-off to
+    the thread pool, on one session; the job is enqueued after the commit by the queue's background sender.
+    """
+    return await run_in_threadpool(_create_deletion, request, model_id, body, idempotency_key)
 
-        def enqueue() -> None:
-            DELETIONS_ACCEPTED.inc()
-            after_commit_enqueue(
-                jobs.enqueue_deletion, deletion.id, deletion.model_id, deletion.job_id, event="deletion.enqueue_failed"
+
+def _create_deletion(request: Request, model_id: str, body: DeletionCreate, idempotency_key: str | None):
+    state = request.app.state
+    jobs, settings = state.jobs, state.settings
+    with state.sessionmaker() as db:
+        principal = check_role(authenticate(request, db), "requester")
+        jobs.require()  # 503 + Retry-After before anything is written when Redis does not answer
+
+        def work() -> Created:
+            deletion = service.create_deletion(
+                db,
+                principal=principal,
+                model_id=model_id,
+                body=body,
+                max_ids=settings.max_ids_per_request,
+                idempotency_key=idempotency_key,
             )
+            out = service.deletion_out(deletion).model_dump(mode="json")
 
-        return Created(202, out, {"Location": f"/v1/deletions/{deletion.id}"}, after_commit=enqueue)
+            def enqueue() -> None:
+                DELETIONS_ACCEPTED.inc()
+                ids = (deletion.id, deletion.model_id, deletion.job_id)
+                after_commit_enqueue(jobs.enqueue_deletion, *ids, event="deletion.enqueue_failed")
 
-    return run_create(
-        db,
-        tenant_id=principal.tenant_id,
-        idempotency_key=idempotency_key,
-        scope=f"POST {request.url.path}",
-        fp=fingerprint(body.model_dump(mode="json")),
-        settings=settings,
-        work=work,
-    )
+            return Created(202, out, {"Location": f"/v1/deletions/{deletion.id}"}, after_commit=enqueue)
+
+        return run_create(
+            db,
+            tenant_id=principal.tenant_id,
+            idempotency_key=idempotency_key,
+            scope=f"POST {request.url.path}",
+            fp=fingerprint(body.model_dump(mode="json")),
+            settings=settings,
+            work=work,
+        )
 
 
 @router.get("/deletions/{request_id}", response_model=DeletionOut)

@@ -3,6 +3,7 @@ record the request. The caller commits, then enqueues the job."""
 
 import logging
 import uuid
+from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -13,11 +14,9 @@ from app.core.db import utcnow
 from app.core.errors import Conflict, NotFound, Unprocessable
 from app.core.logging import log_event
 from app.core.security import Principal
-from app.datasets import repository as datasets_repository
 from app.deletions import repository
 from app.deletions.orm import DeletionRequest
 from app.deletions.schemas import DeletionCreate, DeletionOut
-from app.models import repository as models_repository
 
 log = logging.getLogger("app.deletions")
 MAX_NAMED_IN_DETAIL = 20  # ids quoted in a problem's detail text (the full list is in its members)
@@ -43,12 +42,10 @@ def _quote(ids: list[str]) -> str:
     return shown + (f" and {len(ids) - MAX_NAMED_IN_DETAIL} more" if len(ids) > MAX_NAMED_IN_DETAIL else "")
 
 
-def _conflict(session: Session, *, model_id: str, rows: dict[str, int]) -> Conflict | None:
-    claimed = repository.claimed_rows(session, model_id=model_id, row_indexes=rows.values())
+def _conflict(claimed: list[dict[str, Any]]) -> Conflict | None:
     if not claimed:
         return None
-    conflicts = [{"sample_id": t.sample_id, "request_id": t.request_id, "state": t.state} for t in claimed]
-    conflicts.sort(key=lambda c: c["sample_id"])
+    conflicts = sorted(claimed, key=lambda c: c["sample_id"])
     request_ids = sorted({c["request_id"] for c in conflicts})
     return Conflict(
         f"sample ids already deleted or pending in another request: {_quote([c['sample_id'] for c in conflicts])} "
@@ -67,29 +64,32 @@ def create_deletion(
     max_ids: int,
     idempotency_key: str | None = None,
 ) -> DeletionRequest:
+    """Validate and record a deletion request (flushes, never commits): three reads (model; rows with their
+    tombstones), three INSERTs (request, tombstones, audit outbox). Returns the request as an unattached row."""
     ids = dedupe(body.sample_ids)
     if not ids:
         raise Unprocessable("sample_ids must name at least one sample")
     if len(ids) > max_ids:
         raise Unprocessable(f"at most {max_ids} sample ids per request, got {len(ids)}", limit=max_ids)
-    model = models_repository.get_model(session, model_id=model_id, tenant_id=principal.tenant_id)
+    model = repository.ready_model(session, model_id=model_id, tenant_id=principal.tenant_id)
     if model is None:
         raise NotFound(f"model {model_id} not found")
-    if model.status != "ready":
-        raise Conflict(f"model {model_id} is {model.status}; deletions need a ready model", model_status=model.status)
-    rows = datasets_repository.rows_for_sample_ids(session, dataset_id=model.dataset_id, sample_ids=ids)
-    unknown = [sid for sid in ids if sid not in rows]
+    status, dataset_id = model
+    if status != "ready":
+        raise Conflict(f"model {model_id} is {status}; deletions need a ready model", model_status=status)
+    found, claimed = repository.rows_and_claims(session, dataset_id=dataset_id, model_id=model_id, sample_ids=ids)
+    unknown = [sid for sid in ids if sid not in found]
     if unknown:
         raise Unprocessable(f"unknown sample ids: {_quote(unknown)}", unknown_ids=unknown)
-    rows = {sid: rows[sid] for sid in ids}
-    if conflict := _conflict(session, model_id=model.id, rows=rows):
+    if conflict := _conflict(claimed):
         raise conflict
+    rows = {sid: found[sid] for sid in ids}
     request_id = str(uuid.uuid4())
-    request = DeletionRequest(
+    values = dict(
         id=request_id,
         job_id=deletion_job_id(request_id),  # stored with the INSERT; the router enqueues under it after commit
         tenant_id=principal.tenant_id,
-        model_id=model.id,
+        model_id=model_id,
         sample_ids=ids,
         reason=body.reason,
         method=body.method,
@@ -101,21 +101,22 @@ def create_deletion(
         created_at=utcnow(),
     )
     try:
-        repository.add_request(session, request=request, rows=rows)
+        repository.insert_request(session, values=values, rows=rows)
     except IntegrityError:
         # Another request claimed some of these rows between the check and the insert.
         session.rollback()
-        raise _conflict(session, model_id=model.id, rows=rows) or Conflict("rows were claimed concurrently") from None
+        _, claimed = repository.rows_and_claims(session, dataset_id=dataset_id, model_id=model_id, sample_ids=ids)
+        raise _conflict(claimed) or Conflict("rows were claimed concurrently") from None
     audit(
         session,
         actor=principal.key_id,
         event_type="deletion.requested",
         tenant_id=principal.tenant_id,
-        refs={"request_id": request.id, "model_id": model.id},
+        refs={"request_id": request_id, "model_id": model_id},
         evidence={"sample_count": len(ids), "method": body.method, "sample_ids_sha256": ids_commitment(ids)},
     )
-    log_event(log, "deletion.requested", deletion_id=request.id, model_id=model.id, sample_count=len(ids))
-    return request
+    log_event(log, "deletion.requested", deletion_id=request_id, model_id=model_id, sample_count=len(ids))
+    return DeletionRequest(**values)
 
 
 def get_deletion(session: Session, *, principal: Principal, request_id: str) -> DeletionRequest:

@@ -3,7 +3,7 @@
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import bindparam, delete, select, update
 from sqlalchemy.orm import Session
 
 from app.keys.orm import ApiKey, IdempotencyRecord, Tenant
@@ -25,6 +25,17 @@ def add_tenant(session: Session, *, tenant: Tenant) -> Tenant:
 
 def get_key_by_hash(session: Session, *, key_hash: str) -> ApiKey | None:
     return session.scalar(select(ApiKey).where(ApiKey.key_hash == key_hash))
+
+
+_keys = ApiKey.__table__
+_KEY_BY_HASH = select(_keys.c.id, _keys.c.tenant_id, _keys.c.role, _keys.c.revoked_at).where(
+    _keys.c.key_hash == bindparam("key_hash")
+)
+
+
+def key_principal_by_hash(session: Session, *, key_hash: str):
+    """(id, tenant_id, role, revoked_at) of the key with this hash, or None: one indexed read, no ORM object."""
+    return session.connection().execute(_KEY_BY_HASH, {"key_hash": key_hash}).first()
 
 
 def get_key(session: Session, *, key_id: str, tenant_id: str | None) -> ApiKey | None:

@@ -63,6 +63,8 @@ def apply_deletions(model_id: str, request_id: str | None = None) -> dict:
                 return True
             return request.stage == RETRY_WAIT and request.job_id != job_id
 
+    if request_id is not None and _settled(request_id):
+        return {"model_id": model_id, "versions": []}  # applied (or failed) with an earlier, coalesced update
     applied: list[int] = []
     try:
         with model_lock(model_id, give_up=taken_over):
@@ -77,6 +79,14 @@ def apply_deletions(model_id: str, request_id: str | None = None) -> dict:
     except LockUnavailable:
         event("deletion.taken_over", model_id=model_id, deletion_id=request_id)
     return {"model_id": model_id, "versions": applied}
+
+
+def _settled(request_id: str) -> bool:
+    """The request succeeded or failed for good: its job has nothing left to do (every request still waiting
+    has a job of its own)."""
+    with session_scope() as session:
+        status = session.scalar(select(DeletionRequest.status).where(DeletionRequest.id == request_id))
+    return status in ("succeeded", "failed")
 
 
 def _next_batch(model_id: str, job_id: str | None) -> Batch | None:
