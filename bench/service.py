@@ -391,6 +391,42 @@ def httpx_download(client: httpx.Client, path: str) -> tuple[int, float]:
     return got, time.perf_counter() - t0
 
 
+def drop_cached(path: Path) -> None:
+    """Evict the file's pages from the page cache (POSIX_FADV_DONTNEED; the blob is written and fsynced, so its
+    pages are clean and are dropped), so that the next read of it comes from the disk."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+    finally:
+        os.close(fd)
+
+
+def loopback_sendfile(path: Path, buf: bytearray) -> tuple[int, float]:
+    """The ceiling of any HTTP server here: the file sent with sendfile(2) over a loopback TCP connection (no
+    HTTP, no Python between the page cache and the socket), received into `buf`. (bytes, seconds)."""
+    size = path.stat().st_size
+    with socket.create_server(("127.0.0.1", 0)) as server:
+
+        def serve() -> None:
+            conn, _ = server.accept()
+            with conn, open(path, "rb") as fh:
+                offset = 0
+                while offset < size:
+                    offset += os.sendfile(conn.fileno(), fh.fileno(), offset, size - offset)
+
+        thread = threading.Thread(target=serve)
+        thread.start()
+        view, got = memoryview(buf), 0
+        t0 = time.perf_counter()
+        with socket.create_connection(server.getsockname()) as sock:
+            while n := sock.recv_into(view):
+                got += n
+        elapsed = time.perf_counter() - t0
+        thread.join()
+    return got, elapsed
+
+
 def disk_read(path: Path, buf: bytearray) -> tuple[int, float]:
     t0 = time.perf_counter()
     got = 0
@@ -719,44 +755,61 @@ def measure_download(stack: Stack, url: str, api: Api, blobs: Path, dataset_id: 
     path = f"/v1/models/{model_id}/versions/latest/checkpoint"
     buf = bytearray(1024 * 1024)
     big = bytearray(4 * 1024 * 1024)
-    # Warm-up: both read the same blob once, so the page cache holds it for every timed pass.
+    # Warm-up: both read the same blob once.
     disk_read(blob, buf)
     raw_download(url, stack.bootstrap_key, path, big)
     httpx_download(api.http, path)
-    disk, http_raw, http_httpx = [], [], []
-    for _ in range(args.downloads):
-        n, s = disk_read(blob, buf)
-        assert n == size
-        disk.append(s)
-        n, s = raw_download(url, stack.bootstrap_key, path, big)
-        assert n == size, (n, size)
-        http_raw.append(s)
-        n, s = httpx_download(api.http, path)
-        assert n == size
-        http_httpx.append(s)
+    times: dict[str, list[float]] = {k: [] for k in ("disk_cold", "http_cold", "disk", "http", "httpx", "sendfile")}
 
-    def rate(times: list[float]) -> dict[str, float]:
+    def timed(name: str, result: tuple[int, float]) -> None:
+        assert result[0] == size, (name, result[0], size)
+        times[name].append(result[1])
+
+    for _ in range(args.downloads):
+        # From disk: the blob's pages are dropped from the page cache before each of the two timed reads.
+        drop_cached(blob)
+        timed("disk_cold", disk_read(blob, buf))
+        drop_cached(blob)
+        timed("http_cold", raw_download(url, stack.bootstrap_key, path, big))
+        # From the page cache (the previous download left the blob cached).
+        timed("disk", disk_read(blob, buf))
+        timed("http", raw_download(url, stack.bootstrap_key, path, big))
+        timed("httpx", httpx_download(api.http, path))
+        timed("sendfile", loopback_sendfile(blob, big))
+
+    def rate(samples: list[float]) -> dict[str, float]:
         return {
-            "median_mb_per_s": round(size / float(np.median(times)) / 1e6, 1),
-            "best_mb_per_s": round(size / min(times) / 1e6, 1),
-            "median_s": round(float(np.median(times)), 4),
+            "median_mb_per_s": round(size / float(np.median(samples)) / 1e6, 1),
+            "best_mb_per_s": round(size / min(samples) / 1e6, 1),
+            "median_s": round(float(np.median(samples)), 4),
         }
 
     out = {
         "checkpoint_bytes": size,
         "architecture": arch,
         "passes": args.downloads,
-        "disk_read": rate(disk),
-        "http_download_minimal_client": rate(http_raw),
-        "http_download_httpx": rate(http_httpx),
+        "disk_read_cold": rate(times["disk_cold"]),
+        "http_download_cold": rate(times["http_cold"]),
+        "disk_read": rate(times["disk"]),
+        "http_download_minimal_client": rate(times["http"]),
+        "http_download_httpx": rate(times["httpx"]),
+        "loopback_sendfile": rate(times["sendfile"]),
     }
-    out["ratio_minimal_client"] = round(
-        out["http_download_minimal_client"]["median_mb_per_s"] / out["disk_read"]["median_mb_per_s"], 3
-    )
-    out["ratio_httpx"] = round(out["http_download_httpx"]["median_mb_per_s"] / out["disk_read"]["median_mb_per_s"], 3)
+
+    def ratio(a: str, b: str) -> float:
+        return round(out[a]["median_mb_per_s"] / out[b]["median_mb_per_s"], 3)
+
+    out["ratio_from_disk"] = ratio("http_download_cold", "disk_read_cold")
+    out["ratio_minimal_client"] = ratio("http_download_minimal_client", "disk_read")
+    out["ratio_httpx"] = ratio("http_download_httpx", "disk_read")
+    out["ratio_sendfile_ceiling"] = ratio("loopback_sendfile", "disk_read")
     log(
-        f"download: disk {out['disk_read']['median_mb_per_s']} MB/s, HTTP {out['http_download_minimal_client']} "
-        f"(httpx {out['http_download_httpx']['median_mb_per_s']} MB/s), ratio {out['ratio_minimal_client']}"
+        f"download from disk: read {out['disk_read_cold']['median_mb_per_s']} MB/s, HTTP "
+        f"{out['http_download_cold']['median_mb_per_s']} MB/s, ratio {out['ratio_from_disk']}; from the page "
+        f"cache: read {out['disk_read']['median_mb_per_s']} MB/s, HTTP "
+        f"{out['http_download_minimal_client']['median_mb_per_s']} MB/s (httpx "
+        f"{out['http_download_httpx']['median_mb_per_s']}, sendfile ceiling "
+        f"{out['loopback_sendfile']['median_mb_per_s']}), ratio {out['ratio_minimal_client']}"
     )
     return out
 
@@ -864,9 +917,10 @@ def verdicts(res: dict[str, Any]) -> dict[str, Any]:
             "one_update_per_request_honoured": honoured,
         },
         "download_vs_disk": {
-            "value": res["download"]["ratio_minimal_client"],
+            "value": res["download"]["ratio_from_disk"],
             "target": ">= 0.5",
-            "pass": res["download"]["ratio_minimal_client"] >= 0.5,
+            "pass": res["download"]["ratio_from_disk"] >= 0.5,
+            "page_cache_ratio": res["download"]["ratio_minimal_client"],
             "httpx_ratio": res["download"]["ratio_httpx"],
         },
     }
@@ -929,10 +983,18 @@ def render_markdown(res: dict[str, Any], notes: str) -> str:
         f"{single['deletions_per_s']} deletions/s ({single['elapsed_s']} s, {single['updates']} updates) | | |",
         f"| coalesced vs one update per request | {v['coalesce_speedup']['value']}x | >= 10x | "
         f"{pf(v['coalesce_speedup']['pass'])} |",
-        f"| checkpoint download ({dl['checkpoint_bytes'] / 1e6:.1f} MB) | "
-        f"{dl['http_download_minimal_client']['median_mb_per_s']} MB/s | | |",
-        f"| reading the same blob from disk (page cache) | {dl['disk_read']['median_mb_per_s']} MB/s | | |",
-        f"| download / disk read | {dl['ratio_minimal_client']} | >= 0.5 | {pf(v['download_vs_disk']['pass'])} |",
+        f"| checkpoint download ({dl['checkpoint_bytes'] / 1e6:.1f} MB), blob not in the page cache | "
+        f"{dl['http_download_cold']['median_mb_per_s']} MB/s | | |",
+        f"| reading the same blob from disk (page cache dropped) | {dl['disk_read_cold']['median_mb_per_s']} MB/s "
+        "| | |",
+        f"| download / disk read | {dl['ratio_from_disk']} | >= 0.5 | {pf(v['download_vs_disk']['pass'])} |",
+        f"| checkpoint download, blob in the page cache | {dl['http_download_minimal_client']['median_mb_per_s']} "
+        "MB/s | | |",
+        f"| reading the blob from the page cache | {dl['disk_read']['median_mb_per_s']} MB/s | | |",
+        f"| download / page-cache read | {dl['ratio_minimal_client']} | (not a target) | |",
+        f"| ceiling: `sendfile(2)` of the cached blob over loopback TCP, no HTTP | "
+        f"{dl['loopback_sendfile']['median_mb_per_s']} MB/s ({dl['ratio_sendfile_ceiling']} of the page-cache read) "
+        "| | |",
         "",
     ]
     if not v["coalesce_speedup"]["one_update_per_request_honoured"]:
@@ -957,8 +1019,10 @@ def render_markdown(res: dict[str, Any], notes: str) -> str:
         f"- End to end, one per request: N = {single['accepted']} (not 1,000: at this rate 1,000 updates would "
         f"take about {1000 / max(single['deletions_per_s'] or 1e-9, 1e-9):.0f} s); the rate is per second either "
         f"way. Mean time from `running` to `succeeded` per request: {single['mean_running_to_succeeded_s']} s.",
-        f"- Download: median of {dl['passes']} passes each (best pass: download "
-        f"{dl['http_download_minimal_client']['best_mb_per_s']} MB/s, disk {dl['disk_read']['best_mb_per_s']} MB/s); "
+        f"- Download: median of {dl['passes']} passes each (best pass from disk: download "
+        f"{dl['http_download_cold']['best_mb_per_s']} MB/s, read {dl['disk_read_cold']['best_mb_per_s']} MB/s; "
+        f"from the page cache: download {dl['http_download_minimal_client']['best_mb_per_s']} MB/s, read "
+        f"{dl['disk_read']['best_mb_per_s']} MB/s); "
         "the minimal client receives into a reused buffer. "
         f"With httpx (`iter_raw`, 1 MiB chunks, as a Python client would) the download ran at "
         f"{dl['http_download_httpx']['median_mb_per_s']} MB/s (ratio {dl['ratio_httpx']}).",
@@ -994,8 +1058,12 @@ def render_markdown(res: dict[str, Any], notes: str) -> str:
         "(read from the database, polled every 0.1 s). Coalesced mode first, then the workers are restarted "
         "with `UNLEARN_MAX_COALESCE=1` and a second model of the same data set is used.",
         "- Download: an mlp checkpoint registered by upload on the first database; one warm-up read of the "
-        "blob file and one warm-up download, then alternating timed passes: `readinto` a 1 MiB buffer from the "
-        "blob file, a download on a fresh connection, and a download with httpx.",
+        "blob file and one warm-up download, then passes of: drop the blob from the page cache "
+        "(`posix_fadvise(POSIX_FADV_DONTNEED)`), `readinto` a 1 MiB buffer from the blob file (from disk); drop "
+        "it again, download it on a fresh connection (from disk); then, cached, the same read, the same download, "
+        "a download with httpx, and the blob sent by `os.sendfile` over a loopback socket with no HTTP (the "
+        "ceiling for any server here). The target compares the two reads from disk, as the issue states it; "
+        "the page-cache figures are reported beside it.",
         "- The load generator is a minimal asyncio HTTP/1.1 client (pre-built requests on keep-alive "
         "connections), so that it takes little CPU from the service on a 2-core machine; its CPU time is in "
         "the table above.",

@@ -2,11 +2,12 @@
 If-Range, 416 for an unsatisfiable range, 410 once the version is purged. Multi-range requests get the whole
 file (RFC 9110 lets a server ignore Range)."""
 
+import asyncio
+import contextlib
 import os
 import re
 from typing import BinaryIO
 
-import anyio
 from fastapi import Request, Response
 
 from app.core.errors import Gone, RangeNotSatisfiable
@@ -54,8 +55,10 @@ DOWNLOAD_CHUNK = 8 * 1024 * 1024  # bytes read and sent per step of a download
 
 
 class FileRangeResponse(Response):
-    """Sends bytes start..end (inclusive) of an open file: 8 MiB reads, each in a worker thread, handed to the
-    server as they are read (no generator and no thread hop per MiB as with StreamingResponse)."""
+    """Sends bytes start..end (inclusive) of an open file in 8 MiB steps. The next step is read in a worker thread
+    while the current one is being sent, and the kernel is told the file is read sequentially (a larger
+    read-ahead), so a checkpoint that is not in the page cache streams at about the disk's speed instead of the
+    disk's and the socket's times added together."""
 
     def __init__(self, fh: BinaryIO, start: int, end: int, *, status_code: int, headers: dict[str, str]) -> None:
         super().__init__(status_code=status_code, headers=headers, media_type="application/octet-stream")
@@ -68,16 +71,28 @@ class FileRangeResponse(Response):
                 await send({"type": "http.response.body", "body": b"", "more_body": False})
                 return
             fd = self.fh.fileno()
+            with contextlib.suppress(OSError, AttributeError):  # advice only; not on every platform
+                os.posix_fadvise(fd, self.start, self.end - self.start + 1, os.POSIX_FADV_SEQUENTIAL)
+            loop = asyncio.get_running_loop()
             offset, remaining = self.start, self.end - self.start + 1
-            while remaining > 0:
-                chunk = await anyio.to_thread.run_sync(os.pread, fd, min(DOWNLOAD_CHUNK, remaining), offset)
-                if not chunk:
-                    break
-                offset += len(chunk)
-                remaining -= len(chunk)
-                await send({"type": "http.response.body", "body": chunk, "more_body": remaining > 0})
-            if remaining > 0:
-                await send({"type": "http.response.body", "body": b"", "more_body": False})
+            reading = loop.run_in_executor(None, os.pread, fd, min(DOWNLOAD_CHUNK, remaining), offset)
+            try:
+                while remaining > 0:
+                    chunk = await reading
+                    reading = None
+                    if not chunk:
+                        break
+                    offset += len(chunk)
+                    remaining -= len(chunk)
+                    if remaining > 0:
+                        reading = loop.run_in_executor(None, os.pread, fd, min(DOWNLOAD_CHUNK, remaining), offset)
+                    await send({"type": "http.response.body", "body": chunk, "more_body": remaining > 0})
+                if remaining > 0:
+                    await send({"type": "http.response.body", "body": b"", "more_body": False})
+            finally:
+                if reading is not None:  # the client went away mid-send: let the read finish before the close
+                    with contextlib.suppress(BaseException):
+                        await asyncio.shield(reading)
 
 
 def checkpoint_response(request: Request, *, version: ModelVersion, store: BlobStore) -> Response:
