@@ -534,7 +534,16 @@ class Stack:
             prom = self.tmp / f"prometheus-{port}"
             prom.mkdir()
             extra["PROMETHEUS_MULTIPROC_DIR"] = str(prom)
-        cmd = [sys.executable, "-m", "uvicorn", "app.main:create_app", "--factory", "--host", "127.0.0.1"]
+        cmd = [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "app.main:create_app",
+            "--factory",
+            "--no-access-log",
+            "--host",
+            "127.0.0.1",
+        ]
         cmd += ["--port", str(port), "--workers", str(workers)]
         proc = self._spawn(cmd, self.env(db_url, queue, blobs, extra), f"api-{port}.log")
         url = f"http://127.0.0.1:{port}"

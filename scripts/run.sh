@@ -50,6 +50,6 @@ $PY -m workers &
 pids+=($!)
 
 echo "run: API on http://127.0.0.1:8000 (admin key: \$UNLEARN_BOOTSTRAP_ADMIN_KEY)"
-$PY -m uvicorn app.main:create_app --factory --host 127.0.0.1 --port "${PORT:-8000}" &
+$PY -m uvicorn app.main:create_app --factory --no-access-log --host 127.0.0.1 --port "${PORT:-8000}" &
 pids+=($!)
 wait -n "${pids[@]}"
