@@ -100,7 +100,10 @@ redis_up() { timeout 5 "$PY" -c "import redis; redis.Redis.from_url('$REDIS_URL'
 stop_redis() { [[ -s $REDIS_PID_FILE ]] && kill "$(cat "$REDIS_PID_FILE")" 2>/dev/null; rm -f "$REDIS_PID_FILE"; }
 trap stop_redis EXIT
 if ! redis_up; then
-  for server in .whl/redis/redis-server "$(command -v redis-server || true)"; do
+  # a copy, so that a bundled binary that travelled without its execute bit still runs
+  [[ -f .whl/redis/redis-server ]] && cp .whl/redis/redis-server "$SCRATCH/redis-server" &&
+    chmod +x "$SCRATCH/redis-server"
+  for server in "$SCRATCH/redis-server" "$(command -v redis-server || true)"; do
     [[ -n $server && -x $server ]] || continue
     echo "+ starting $server on port $REDIS_PORT" | tee -a "$OUT/redis.log"
     if LD_LIBRARY_PATH="$PWD/.whl/redis/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" timeout 10 "$server" \
