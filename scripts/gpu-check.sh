@@ -119,7 +119,7 @@ if redis_up; then echo "redis: answering at $REDIS_URL" | tee -a "$OUT/redis.log
   echo "redis: none (the service check is skipped; the direct job check runs)" | tee -a "$OUT/redis.log"; fi
 
 # 2. The engine tests on the device.
-step engine-tests 120 170 env UNLEARN_TEST_DEVICE="$DEVICE" "$PY" -m pytest -p no:cacheprovider -x -q \
+step engine-tests 120 170 env UNLEARN_TEST_DEVICE="$DEVICE" "$PY" -m pytest -p no:cacheprovider -q \
   --basetemp="$SCRATCH/pytest" --durations=10 --junitxml="$OUT/engine-tests.xml" tests/workers/engine
 
 # 3. Deletion requests through the real worker code on the device: the job functions in process, then (with
