@@ -2,9 +2,9 @@
 
 from typing import Annotated
 
+import anyio.to_thread
 from fastapi import APIRouter, Header, Request
 from fastapi.responses import JSONResponse
-from starlette.concurrency import run_in_threadpool
 
 from app.core.deps import DB, Requester, after_commit_enqueue, authenticate, check_role
 from app.core.errors import COMMON_ERRORS, problem_responses
@@ -26,9 +26,14 @@ async def create_deletion(
     """Ask for training rows to be removed from a model. The request is recorded, then queued.
 
     The hot path of the service: authentication, validation, the INSERTs and the commit run in one hand-off to
-    the thread pool, on one session; the job is enqueued after the commit by the queue's background sender.
+    the thread pool, on one session, at most UNLEARN_DELETION_THREADS at a time per process; the job is enqueued
+    after the commit by the queue's background sender.
     """
-    return await run_in_threadpool(_create_deletion, request, model_id, body, idempotency_key)
+    state = request.app.state
+    limiter = getattr(state, "deletion_limiter", None)
+    if limiter is None:
+        limiter = state.deletion_limiter = anyio.CapacityLimiter(state.settings.deletion_threads)
+    return await anyio.to_thread.run_sync(_create_deletion, request, model_id, body, idempotency_key, limiter=limiter)
 
 
 def _create_deletion(request: Request, model_id: str, body: DeletionCreate, idempotency_key: str | None):
