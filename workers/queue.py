@@ -7,7 +7,8 @@ short no-op, and the reconciler may re-enqueue freely.
 Job ids:
     train-{model_id}                 one live training job per model (a second enqueue is a no-op)
     cache-{model_id}-v{version}      one live gradient-cache refresh per version
-    del-{request_id}-{random}        one job per enqueue of a deletion request; its id is recorded on the row
+    del-{request_id}-{random}        a deletion job, recorded on the row of every request it was enqueued for
+                                     (one request, or the first of several of one model sent together)
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ log = logging.getLogger("workers.queue")
 # RQ statuses of a job that will still run (or is running) on some worker.
 PENDING_STATUSES = {JobStatus.QUEUED, JobStatus.SCHEDULED, JobStatus.DEFERRED}
 LIVE_STATUSES = PENDING_STATUSES | {JobStatus.STARTED}
+BATCH_UPDATE_CHUNK = 900  # request ids per UPDATE ... IN (...) (below SQLite's bound-parameter limit)
 RESULT_TTL_S = 3600  # seconds a finished job's record stays in Redis
 FAILURE_TTL_S = 7 * 24 * 3600  # seconds a failed job's record stays in Redis
 
@@ -153,11 +155,43 @@ def enqueue_deletion_job(request_id: str, model_id: str, job_id: str, *, delay_s
     return job_id
 
 
-def enqueue_deletion_jobs(items: list[tuple[str, str, str]]) -> None:
-    """Queue several committed deletion requests, each (request_id, model_id, job_id) under the job id recorded
-    on its row, in one Redis round trip (what the API's enqueue batcher calls)."""
+def enqueue_deletion_batch(items: list[tuple[str, str, str]]) -> list[str]:
+    """Queue committed deletion requests, each (request_id, model_id, job_id recorded on its row), with one job
+    per model in one Redis round trip (what the API's background sender calls); returns the job ids.
+
+    A job applies every request waiting for its model (the update coalesces them), so the requests of one model
+    that arrive together need one job, not one each: their rows are pointed at that job first (one UPDATE, only
+    while still `queued`), then it is enqueued, so the reconciler sees a live job for each of them. A model with a
+    single request keeps the job id recorded with it and needs no write.
+    """
     if not items:
-        return
+        return []
+    from app.core.db import session_scope
+    from app.deletions.orm import DeletionRequest
+
+    by_model: dict[str, list[tuple[str, str]]] = {}
+    for request_id, model_id, job_id in items:
+        by_model.setdefault(model_id, []).append((request_id, job_id))
+    jobs: list[tuple[str, str | None, str, int]] = []  # model, request named in the job, job id, requests
+    shared = {model_id: group for model_id, group in by_model.items() if len(group) > 1}
+    if shared:
+        with session_scope() as session:
+            for model_id, group in shared.items():
+                job_id = new_deletion_job_id(group[0][0])
+                ids = [request_id for request_id, _ in group]
+                for start in range(0, len(ids), BATCH_UPDATE_CHUNK):
+                    session.execute(
+                        update(DeletionRequest)
+                        .where(
+                            DeletionRequest.id.in_(ids[start : start + BATCH_UPDATE_CHUNK]),
+                            DeletionRequest.status == "queued",
+                        )
+                        .values(job_id=job_id)
+                    )
+                jobs.append((model_id, None, job_id, len(group)))
+    for model_id, group in by_model.items():
+        if len(group) == 1:
+            jobs.append((model_id, group[0][0], group[0][1], 1))
     settings = get_settings()
     queue = get_queue()
     datas = [
@@ -165,17 +199,19 @@ def enqueue_deletion_jobs(items: list[tuple[str, str, str]]) -> None:
             "workers.jobs.deletions.apply_deletions",
             args=(model_id, request_id),
             job_id=job_id,
-            description=f"apply deletions to model {model_id} (request {request_id})",
+            description=f"apply deletions to model {model_id} ({count} request(s))",
             timeout=settings.job_timeout_s,
             result_ttl=RESULT_TTL_S,
             failure_ttl=FAILURE_TTL_S,
         )
-        for request_id, model_id, job_id in items
+        for model_id, request_id, job_id, count in jobs
     ]
     with queue.connection.pipeline() as pipe:
         queue.enqueue_many(datas, pipeline=pipe)
         pipe.execute()
-    log_event(log, "job.enqueued", kind="deletion", count=len(items), enqueued_job_ids=[i[2] for i in items][:20])
+    for model_id, _, job_id, count in jobs:
+        log_event(log, "job.enqueued", kind="deletion", model_id=model_id, requests=count, enqueued_job_id=job_id)
+    return [job_id for _, _, job_id, _ in jobs]
 
 
 def enqueue_cache_refresh(model_id: str, version: int) -> str:

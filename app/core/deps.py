@@ -33,13 +33,14 @@ class JobQueue:
     ``require`` trusts a successful PING for ``alive_ttl_s`` seconds instead of pinging on every request; a
     failed PING or a failed enqueue forgets it, so the next request pings again and gets 503 while Redis is down.
 
-    Deletion jobs whose id is already recorded on their committed row are handed to a background thread that
-    sends whatever has gathered in one Redis round trip (``enqueue_deletion``): a request never waits for Redis
-    after its commit. What is handed over but not yet sent when the process dies is still ``queued`` in the
-    database, and the workers' reconciler enqueues it again; ``close`` sends what is left.
+    Deletion requests whose job id is already recorded on their committed row are handed to a background thread
+    that sends whatever has gathered in one Redis round trip, one job per model (``enqueue_deletion``;
+    workers.queue.enqueue_deletion_batch): a request never waits for Redis after its commit. What is handed over
+    but not yet sent when the process dies is still ``queued`` in the database, and the workers' reconciler
+    enqueues it again; ``close`` sends what is left.
     """
 
-    BATCH_MAX = 500  # jobs per Redis round trip
+    BATCH_MAX = 500  # requests per send
 
     def __init__(self, redis_url: str, *, alive_ttl_s: float = REDIS_ALIVE_TTL_S) -> None:
         self.redis = redis.Redis.from_url(redis_url, socket_connect_timeout=1, socket_timeout=2)
@@ -108,10 +109,10 @@ class JobQueue:
                 return
 
     def _send(self, batch: list[tuple[str, str, str]]) -> None:
-        from workers.queue import enqueue_deletion_jobs
+        from workers.queue import enqueue_deletion_batch
 
         try:
-            enqueue_deletion_jobs(batch)
+            enqueue_deletion_batch(batch)
         except Exception as exc:  # noqa: BLE001 - the rows are committed: the reconciler enqueues them again
             self._alive_until = 0.0
             log_event(

@@ -5,8 +5,11 @@ import time
 
 from rq import Queue
 
+from app.core.config import get_settings
 from app.deletions.orm import DeletionRequest
+from tests.app.fakes import RecordingJobs
 from tests.helpers import register_uploaded_model, upload_digits
+from workers.queue import enqueue_deletion_batch
 
 
 def test_deletion_job_lands_in_the_queue(client, app, queue_name):
@@ -42,4 +45,35 @@ def test_many_requests_are_enqueued_together_and_none_is_lost(client, app, queue
     queue = Queue(queue_name, connection=app.state.jobs.redis)
     assert job_ids <= set(queue.job_ids)
     for job_id in job_ids:
+        queue.remove(job_id)
+
+
+def test_requests_sent_together_share_one_job_per_model(client, app, queue_name):
+    """The sender's batch: several requests of one model get one job (their rows point at it); a model with a
+    single request keeps the job id recorded with it."""
+    assert get_settings().queue_name == queue_name
+    ds = upload_digits(client, rows=60)
+    model_a = register_uploaded_model(client, ds["id"])
+    model_b = register_uploaded_model(client, ds["id"])
+    app.state.jobs, real = RecordingJobs(), app.state.jobs  # hold the enqueues back; sent below in one batch
+    ids_a = []
+    for i in range(5):
+        resp = client.post(f"/v1/models/{model_a['id']}/deletions", json={"sample_ids": [f"user-{i}"]})
+        assert resp.status_code == 202, resp.text
+        ids_a.append(resp.json()["id"])
+    resp = client.post(f"/v1/models/{model_b['id']}/deletions", json={"sample_ids": ["user-0"]})
+    id_b = resp.json()["id"]
+    app.state.jobs = real
+    with app.state.sessionmaker() as s:
+        rows = {r: s.get(DeletionRequest, r) for r in [*ids_a, id_b]}
+    b_job = rows[id_b].job_id
+    sent = enqueue_deletion_batch([(r, row.model_id, row.job_id) for r, row in rows.items()])
+    assert len(sent) == 2 and b_job in sent
+    with app.state.sessionmaker() as s:
+        a_jobs = {s.get(DeletionRequest, r).job_id for r in ids_a}
+        assert s.get(DeletionRequest, id_b).job_id == b_job
+    assert len(a_jobs) == 1 and a_jobs <= set(sent)
+    queue = Queue(queue_name, connection=real.redis)
+    assert set(sent) <= set(queue.job_ids)
+    for job_id in sent:
         queue.remove(job_id)
