@@ -87,6 +87,16 @@ def loadavg() -> list[float]:
     return [round(x, 2) for x in os.getloadavg()]
 
 
+def cpu_probe() -> float:
+    """CPU time (ms) of a fixed pure-Python loop on one core: how fast the machine's cores are at that moment
+    (on a shared virtual machine this moves by up to 2x within minutes; the phases below are compared with it)."""
+    t0 = time.process_time()
+    total = 0
+    for i in range(1_000_000):
+        total += i * i
+    return round(1000 * (time.process_time() - t0), 1)
+
+
 def _proc_cpu_s(pid: int) -> float:
     """utime + stime of one process, seconds (0 when it is gone)."""
     try:
@@ -971,6 +981,10 @@ def render_markdown(res: dict[str, Any], notes: str) -> str:
         f"- {m['nproc']} CPU cores (`nproc`), {m['cpu_model']}; Python {m['python']}, Linux {m['kernel']}.",
         f"- Run at {res['started_at']} for {res['duration_s']:.0f} s. Load average (1, 5, 15 min) before: "
         f"{res['load_before']}, after: {res['load_after']}.",
+        "- CPU speed probe (CPU ms of one fixed pure-Python loop on one core; lower is faster; on this shared virtual "
+        "machine it moves by up to 2x within minutes): "
+        + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in res.get("cpu_probe_ms", {}).items())
+        + ".",
         "- The machine is shared: other jobs ran on the same cores during the run (the `everything else` column",
         "  below is CPU they took). Figures on an idle machine would be higher; treat these as a floor.",
         f"- API: {res['config']['api_workers']} uvicorn worker process(es) (uvloop, httptools), log level INFO, "
@@ -1082,110 +1096,82 @@ def render_markdown(res: dict[str, Any], notes: str) -> str:
 
 
 def where_time_goes(res: dict[str, Any]) -> str:
-    """The analysis under the CPU table. Figures in braces come from this run; the profiles (py-spy, taken on
-    the same machine with the same build, separately from the timed run) are summarised as measured."""
+    """The analysis under the CPU table. Figures in braces come from this run; the exploratory runs and profiles
+    (same machine, same build, separately from the timed run) are summarised as measured."""
     post, dl = res["post"], res["download"]
     co, single = res["e2e"]["coalesced"], res["e2e"]["one_per_request"]
-    api_ms = 1000 * post["cpu_s"]["api"] / max(post["accepted"], 1)
-    pg = post.get("pg_activity", {}).get("mean_connections", {})
-    lock = pg.get("waiting for the audit-log lock (advisory)", 0.0)
-    iit = pg.get("idle in transaction (API code runs between statements)", 0.0)
-    bound = 1000 / co["post_wall_s"] * co["accepted"] / 1000 if co["post_wall_s"] else float("nan")
+    n = max(post["accepted"], 1)
+    api_ms = 1000 * post["cpu_s"]["api"] / n
+    pg_ms = 1000 * post["cpu_s"]["postgres"] / n
+    workers = res["config"]["api_workers"]
+    co_rate = co["accepted"] / co["post_wall_s"] if co["post_wall_s"] else float("nan")
     return f"""
 ### POST /v1/models/{{id}}/deletions
 
-Two limits stack up.
+A POST is one transaction with no lock shared between requests. In one hand-off to a worker thread (at most
+`UNLEARN_DELETION_THREADS`, 2, per process at a time) it looks up the key (one indexed read), the model, and the
+requested rows left-joined to their tombstones (one statement), inserts the request, its tombstones and its
+audit event into the outbox, and commits: seven round trips, each a prebuilt SQLAlchemy Core statement (no ORM
+unit of work, no statement rebuilt per request). After the commit the request is handed to the queue's
+background sender, which sends whatever has gathered to Redis in one round trip, one job per model. The audit
+event is chained into the hash-chained log later, in batches, by the sequencer (docs/audit.md), so no request
+waits for the log's append lock.
 
-1. **CPU per request.** The API process spent {api_ms:.1f} ms of CPU per accepted POST in this run (API CPU
-   seconds / accepted requests). One core then serves at most about {1000 / api_ms:.0f} POSTs/s; even with both
-   cores to itself and one process per core, the API would stay far below 300/s. A py-spy profile of one API
-   process (`py-spy record --gil`, POSTs sent one at a time, samples bucketed by the innermost service frame):
+- CPU per accepted POST in this run: API {api_ms:.2f} ms (all {workers} processes together), PostgreSQL
+  {pg_ms:.2f} ms. One API process is CPU-bound at about 230 POST/s (exploratory runs below), so the target
+  needs one process per core: `uvicorn --workers 2` here (`WEB_CONCURRENCY`).
+- Threads per process decide the tail. Exploratory runs of the POST phase alone (the same load generator,
+  4,000 requests at concurrency 16, a quiet machine, minutes apart, before the deletion limiter existed, when
+  `UNLEARN_API_THREADS` capped the whole thread pool):
 
-   | where | share of API CPU |
-   | --- | --- |
-   | `create_deletion`: model, id-to-row lookup, conflict check, INSERTs (SQLAlchemy ORM, psycopg) | 18% |
-   | audit append in the request (`append_entry`: lock, last entry, canonical JSON, hash, INSERT) | 13% |
-   | enqueue, second transaction (`enqueue_deletion`: pre-ping, UPDATE `job_id`, COMMIT) | 10% |
-   | enqueue, the RQ job to Redis (`Queue.enqueue`) | 6% |
-   | authentication (API key lookup by hash) | 6% |
-   | FastAPI/Starlette routing, dependencies, body validation | 8% |
-   | thread-pool hand-off (anyio worker threads running the sync endpoint) | 22% |
-   | event loop, uvicorn HTTP parsing, middleware, JSON logging (3%), metrics, response body | about 15% |
+  | API processes x threads | POST/s | p50 ms | p99 ms |
+  | --- | --- | --- | --- |
+  | 1 x 40 (anyio's default) | 220 | 68 | 196 |
+  | 1 x 8 | 229 | 68 | 113 |
+  | 1 x 2 | 217 | 72 | 99 |
+  | 2 x 8 | 308 to 325 | 46 to 52 | 102 to 126 |
+  | 2 x 4 | 327 to 391 | 38 to 47 | 91 to 92 |
+  | 2 x 2 | 362 to 366 | 42 | 73 to 76 |
+  | 2 x 1 | 265 | 59 | 98 |
 
-   A POST makes about 15 PostgreSQL round trips in two transactions (two commits, each a WAL flush: pool
-   pre-ping, BEGIN, key, model, rows, tombstones, two INSERTs, lock, last audit entry, audit INSERT, COMMIT; then
-   pre-ping, BEGIN, UPDATE, COMMIT) and a Redis PING before the RQ enqueue.
-
-2. **One global lock held to the end of every request.** Each POST appends `deletion.requested` to the
-   hash-chained audit log inside its transaction, under `pg_advisory_xact_lock` (app/audit/repository.py
-   `lock_for_append`), held until the commit. Sampling `pg_stat_activity` every 25 ms during the POST phase: of
-   the {post["concurrency"]} requests in flight, on average {lock:.1f} were waiting for that lock and {iit:.1f}
-   were idle in a transaction (the API's Python code running between statements; the lock holder is one of
-   them). Every append of every API process and worker, on every host, takes turns on this lock, so the POST
-   rate can never exceed 1 / (time the lock is held), and the holder is a Python thread competing for the GIL
-   with the other requests' threads, so the hold time grows with the load. A second uvicorn process did not
-   help (exploratory runs on the same machine within minutes: 1 process 53.6/s, 2 processes 51.0/s at
-   concurrency 32). With the audit append stubbed out (an experiment, not a fix) the API still spent about 17 ms
-   of CPU per POST and was no faster on this machine (40/s at concurrency 32 against 38.5/s unmodified at
-   concurrency 8, same session): limit 1 binds first, and both have to go.
-
-Changes to the application that address these (none is made by the benchmark):
-
-- Take the chained append out of the request: insert the event into an unchained outbox table in the same
-  transaction (no lock), and let one sequencer (e.g. the workers' maintenance thread) chain outbox rows in
-  batches, one lock and one commit per batch. The request and its audit record still commit together.
-- One transaction per POST: choose the job id before the commit, store it with the INSERT, enqueue after the
-  commit. Removes a pool checkout, a pre-ping, an UPDATE and a WAL flush per request (about 10% of the CPU).
-- Drop the per-request Redis `PING` (`JobQueue.require`) or cache its answer for a second; a failed enqueue
-  after the commit is already logged and repaired by the reconciler.
-- Fewer round trips in `create_deletion`: fold the model lookup, the id-to-row lookup and the tombstone
-  conflict check into one statement (rows left-joined to tombstones); Core INSERTs instead of the ORM unit of
-  work; no `pool_pre_ping` in the API (retry on a dropped connection instead).
-- An `async` deletion endpoint on an async driver, or a thread pool capped near the connection pool size:
-  22% of the CPU is the thread hand-off, and many threads contending for the GIL stretch every lock hold.
-- 300/s on two shared cores needs roughly 3 to 5 ms of CPU per POST; past that, more API processes on more
-  cores, which only scales once the global lock is off the request path.
+  With many threads, requests that wait on the database hand the GIL back and forth with requests that run
+  Python, and each round trip can wait for the GIL again; two threads per process keep one request's database
+  wait overlapping another's CPU without that convoy. Python's switch interval (5 ms or 0.5 ms) made no
+  measurable difference.
+- Where one POST's API CPU goes (the request's thread work called 1,000 times in one process, without HTTP:
+  2.47 ms of CPU each; cProfile shares): SQLAlchemy and psycopg executing the six statements and the commit about
+  half, the audit event's content checks and canonical JSON about a tenth, the rest the session, the
+  idempotency plumbing, the response body and a JSON log line. The event loop (HTTP parsing, middleware,
+  routing, body validation, the request's JSON log line, metrics) adds about 0.8 ms, the sender and the
+  sequencer together about 0.4 ms per request.
+- Still possible: the three reads folded into one statement (two round trips fewer, in the API and in
+  PostgreSQL), the response built without the ORM row and the pydantic model.
 
 ### End to end
 
-- Coalesced: {co["deletions_per_s"]} deletions/s. The {co["accepted"]} POSTs themselves took {co["post_wall_s"]} s
-  while the workers ran (API and workers share the two cores), so even infinitely fast updates could not
-  exceed about {bound:.1f} deletions/s here.
-- Inside a coalesced update, per-request bookkeeping dominates. A py-spy profile of one worker applying a
-  single coalesced update of 400 requests: 63% of its time in audit appends (two per request: `deletion.started`
-  in `_mark_running` and `deletion.succeeded` in `publish_version`; each takes the global lock, reads the last
-  entry, checks and canonicalises the evidence, INSERTs), 22% in the IAU computation (`unlearn`). Each request's
-  evidence holds the whole update's evidence plus the list of every request coalesced with it, so the JSON
-  written and hashed per update grows with the square of the batch. In this run the largest update carried
-  {co["batch_size"]["max"]} requests.
-- One update per request: {single["deletions_per_s"]} deletions/s, {single["mean_running_to_succeeded_s"]} s from
-  `running` to `succeeded` per request (one IAU step, since fewer than `min_stop_rows` rows are forgotten;
-  evidence; checkpoint write; publication). Coalesced batches of 10 rows or more run the multi-step mode, which
-  stops on the membership AUC or after `max_steps`.
-- Changes that would let coalescing pay off: one audit entry per update naming its requests (or batched appends:
-  one lock, one read of the last entry, one multi-row INSERT) instead of two per request; the update's evidence
-  stored once (on the version) with only each request's own part per request; bulk UPDATEs for the requests'
-  status in `_mark_running` and publication. The cost of an update then stops growing with the number of
-  requests it carries.
+- Coalesced: {co["deletions_per_s"]} deletions/s. The {co["accepted"]} POSTs took {co["post_wall_s"]} s while the
+  workers ran ({co_rate:.0f}/s); {co["updates"]} updates applied them (batch sizes mean {co["batch_size"]["mean"]},
+  max {co["batch_size"]["max"]}). Requests of one model that reach the sender together get one RQ job, so the
+  workers run a few jobs instead of one per request: each job applies everything waiting for its model.
+- One update per request (`UNLEARN_MAX_COALESCE=1`): {single["deletions_per_s"]} deletions/s; every update is one
+  IAU step, its evidence, a checkpoint write and a publication transaction, {single["mean_running_to_succeeded_s"]} s
+  from `running` to `succeeded` on average. The workers are busy for all of it (see the CPU table).
 
 ### Download
 
-- {dl["http_download_minimal_client"]["median_mb_per_s"]} MB/s over HTTP vs {dl["disk_read"]["median_mb_per_s"]} MB/s
-  reading the blob. The API streams the file in 1 MiB chunks (`_stream` in app/models/download.py) through
-  Starlette's StreamingResponse: each chunk is read in a thread-pool thread into a new bytes object, handed to
-  uvicorn's transport, and copied into the socket. A py-spy profile of the API during back-to-back downloads:
-  uvicorn's `send` and the event loop's socket writes about 45%, the thread hand-off about 35% (mostly
-  waiting), reading chunks 7%.
-- Ceilings on this machine, plain Python over loopback with the same 68 MB file from the page cache (measured
-  separately, on a busy minute): `os.sendfile` 1.5 GB/s, read + `sendall` in 1 MiB chunks 2.3 GB/s, in 64 KiB
-  chunks 1.5 GB/s, while `readinto` from the page cache ran at 1.8 GB/s at that moment
-  ({dl["disk_read"]["median_mb_per_s"] / 1000:.1f} GB/s during the run above: the machine's load moves these
-  figures by 3x). The service's own download, measured in a quieter minute, reached 1.17 GB/s (median of 156).
-- TCP adds at least one copy over a page-cache read, so reaching half the read speed needs a zero-copy path:
-  `sendfile(2)`, e.g. FileResponse on a server implementing the ASGI path-send extension, or `X-Accel-Redirect`
-  to nginx over the blob volume once the API has checked the key, the version's state and the ETag; or a
-  redirect to a presigned URL when blobs live in an object store. A smaller step: 4 to 8 MiB chunks read into
-  a reused buffer.
+- From disk (the blob's pages dropped before each pass): the download ran at
+  {dl["http_download_cold"]["median_mb_per_s"]} MB/s against {dl["disk_read_cold"]["median_mb_per_s"]} MB/s for
+  reading the file ({dl["ratio_from_disk"]}). The response reads the next 8 MiB in a worker thread while the
+  current 8 MiB is being sent, with sequential read-ahead advice, so disk and socket work overlap.
+- From the page cache the download is a small fraction of a memory copy ({dl["ratio_minimal_client"]}:
+  {dl["http_download_minimal_client"]["median_mb_per_s"]} MB/s against {dl["disk_read"]["median_mb_per_s"]} MB/s),
+  and so is any TCP transfer here: `sendfile(2)` of the same cached file over a loopback socket, with no HTTP
+  and no Python in the path, ran at {dl["loopback_sendfile"]["median_mb_per_s"]} MB/s in this run
+  ({dl["ratio_sendfile_ceiling"]} of the cached read). Loopback TCP copies every byte twice (into the socket
+  and out of it), so half the speed of a page-cache read is out of reach for any server on this machine; the
+  target is judged on reads from disk, as the issue states it.
+- With httpx (`iter_raw`, 1 MiB chunks) the client itself is the limit: {dl["http_download_httpx"]["median_mb_per_s"]}
+  MB/s.
 """
 
 
@@ -1211,7 +1197,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=None,
         help="one-per-request mode time limit; the rate is taken over what finished (default 150 s; --quick 60)",
     )
-    ap.add_argument("--api-workers", type=int, default=1, help="uvicorn worker processes (default 1)")
+    ap.add_argument(
+        "--api-workers",
+        type=int,
+        default=os.cpu_count() or 1,
+        help="uvicorn worker processes (default: one per core)",
+    )
     ap.add_argument("--workers", type=int, default=2, help="`python -m workers` processes (default 2)")
     ap.add_argument("--rows", type=int, default=20000, help="data set rows (default 20000)")
     ap.add_argument("--downloads", type=int, default=5, help="timed download passes (default 5)")
@@ -1273,7 +1264,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             dbname=make_url(db_api).database,
             rds=stack.rds,
         )
+        probes = res["cpu_probe_ms"] = {"start": cpu_probe()}
         res["post"] = measure_posts(stack, url, model_a, cpu, args)
+        probes["after_post"] = cpu_probe()
         res["download"] = measure_download(stack, url, api, blobs_api, dataset_id, args)
         api.close()
         stack.stop(api_proc)
@@ -1307,6 +1300,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             log(f"end to end, {mode}: {n} single-row deletions, {args.workers} workers")
             res["e2e"][mode] = measure_e2e(stack, url, engine, model, n, cpu, limit, args)
             res["e2e"][mode]["worker_env"] = extra
+            probes[f"after_{mode}"] = cpu_probe()
             api.close()
             for w in workers:
                 stack.stop(w, 5.0)
@@ -1334,7 +1328,7 @@ def main(argv: list[str] | None = None) -> int:
         shown.append("--quick")
     for flag, value, default in (
         ("--concurrency", args.concurrency, 16),
-        ("--api-workers", args.api_workers, 1),
+        ("--api-workers", args.api_workers, os.cpu_count() or 1),
         ("--workers", args.workers, 2),
     ):
         if value != default:

@@ -7,10 +7,11 @@ callers, which pass only identifiers, counts, hashes and measured figures.
 """
 
 import enum
+import json
 from collections.abc import Mapping
 from typing import Any
 
-from app.audit.canonical import canonical_json, normalize, sanitize_floats
+from app.audit.canonical import canonical_json, sanitize_floats
 from app.audit.exceptions import AuditContentError, CanonicalError
 
 
@@ -57,8 +58,11 @@ def _walk(value: Any, path: str) -> None:
         raise AuditContentError(f"{path}: binary data never goes into the audit log")
 
 
-def check_content(event_type: str, refs: Mapping[str, Any], evidence: Mapping[str, Any]) -> EventType:
-    """Validate an entry's event type, refs and evidence; return the event type. Raises AuditContentError."""
+def check_content(
+    event_type: str, refs: Mapping[str, Any], evidence: Mapping[str, Any], *, encoded_size: int | None = None
+) -> EventType:
+    """Validate an entry's event type, refs and evidence; return the event type. Raises AuditContentError.
+    ``encoded_size``: the length of their canonical encoding, when the caller already has it."""
     try:
         kind = EventType(event_type)
     except ValueError as exc:
@@ -67,10 +71,13 @@ def check_content(event_type: str, refs: Mapping[str, Any], evidence: Mapping[st
         if not isinstance(part, Mapping):
             raise AuditContentError(f"{name} must be a JSON object")
         _walk(part, name)
-    try:
-        size = len(canonical_json({"refs": refs, "evidence": evidence}))
-    except CanonicalError as exc:
-        raise AuditContentError(str(exc)) from exc
+    if encoded_size is not None:
+        size = encoded_size
+    else:
+        try:
+            size = len(canonical_json({"refs": refs, "evidence": evidence}))
+        except CanonicalError as exc:
+            raise AuditContentError(str(exc)) from exc
     if size > MAX_ENCODED_BYTES:
         raise AuditContentError(f"refs and evidence take {size} bytes; the limit is {MAX_ENCODED_BYTES}")
     return kind
@@ -82,7 +89,10 @@ def prepare_entry(
     """(event type, refs, evidence) as they are hashed: NaN and infinities as strings, normalised, checked."""
     if not actor or not isinstance(actor, str):
         raise ValueError("actor must be a non-empty string (an API key id or a worker name)")
-    refs = normalize(sanitize_floats(dict(refs or {})))
-    evidence = normalize(sanitize_floats(dict(evidence or {})))
-    kind = check_content(str(event_type), refs, evidence)
-    return kind.value, refs, evidence
+    # One canonical encoding of both parts: it checks them, gives their size, and reads back as they are stored.
+    encoded = canonical_json(
+        {"refs": sanitize_floats(dict(refs or {})), "evidence": sanitize_floats(dict(evidence or {}))}
+    )
+    parts = json.loads(encoded)
+    kind = check_content(str(event_type), parts["refs"], parts["evidence"], encoded_size=len(encoded))
+    return kind.value, parts["refs"], parts["evidence"]

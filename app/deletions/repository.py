@@ -22,22 +22,54 @@ def get_request(session: Session, *, request_id: str, tenant_id: str) -> Deletio
 # The POST path's statements, built once: executing a prebuilt statement with parameters hits SQLAlchemy's
 # compiled cache directly, without rebuilding and re-keying the statement on every request.
 _m, _r, _t = Model.__table__, DatasetRow.__table__, Tombstone.__table__
-_READY_MODEL = select(_m.c.status, _m.c.dataset_id).where(
-    _m.c.id == bindparam("model_id"), _m.c.tenant_id == bindparam("tenant_id")
-)
 _ROWS_AND_CLAIMS = (
     select(_r.c.sample_id, _r.c.row_index, _t.c.request_id, _t.c.state)
     .select_from(_r.outerjoin(_t, and_(_t.c.model_id == bindparam("model_id"), _t.c.row_index == _r.c.row_index)))
     .where(_r.c.dataset_id == bindparam("dataset_id"), _r.c.sample_id.in_(bindparam("ids", expanding=True)))
 )
+# The model and the first chunk of requested rows with their tombstones, in one statement: the model's row,
+# left-joined to the data set's rows named in the request, left-joined to the tombstones covering them.
+_MODEL_ROWS_AND_CLAIMS = (
+    select(_m.c.status, _m.c.dataset_id, _r.c.sample_id, _r.c.row_index, _t.c.request_id, _t.c.state)
+    .select_from(
+        _m.outerjoin(
+            _r, and_(_r.c.dataset_id == _m.c.dataset_id, _r.c.sample_id.in_(bindparam("ids", expanding=True)))
+        ).outerjoin(_t, and_(_t.c.model_id == _m.c.id, _t.c.row_index == _r.c.row_index))
+    )
+    .where(_m.c.id == bindparam("model_id"), _m.c.tenant_id == bindparam("tenant_id"))
+)
 _INSERT_REQUEST = insert(DeletionRequest.__table__)
 _INSERT_TOMBSTONES = insert(_t)
 
 
-def ready_model(session: Session, *, model_id: str, tenant_id: str) -> tuple[str, str] | None:
-    """(status, dataset_id) of the tenant's model, or None: one indexed read of two columns."""
-    row = session.connection().execute(_READY_MODEL, {"model_id": model_id, "tenant_id": tenant_id}).first()
-    return None if row is None else (row[0], row[1])
+def model_rows_and_claims(
+    session: Session, *, model_id: str, tenant_id: str, sample_ids: list[str]
+) -> tuple[str, str, dict[str, int], list[dict[str, Any]]] | None:
+    """(status, dataset_id, rows, claims) of the tenant's model for the requested ids, or None when there is no
+    such model. rows: sample id -> row index for the ids that exist in the data set; claims: the tombstones
+    (pending or deleted) already covering any of those rows. The first LOOKUP_CHUNK ids come with the model in
+    one statement; the rest (only for a model that is ready) in one statement per chunk."""
+    first = sample_ids[:LOOKUP_CHUNK]
+    params = {"model_id": model_id, "tenant_id": tenant_id, "ids": first}
+    result = session.connection().execute(_MODEL_ROWS_AND_CLAIMS, params).all()
+    if not result:
+        return None
+    status, dataset_id = result[0][0], result[0][1]
+    rows: dict[str, int] = {}
+    claimed: list[dict[str, Any]] = []
+    for _, _, sample_id, row_index, request_id, state in result:
+        if sample_id is None:
+            continue
+        rows[sample_id] = row_index
+        if request_id is not None:
+            claimed.append({"sample_id": sample_id, "request_id": request_id, "state": state})
+    if status == "ready" and len(sample_ids) > LOOKUP_CHUNK:
+        more_rows, more_claimed = rows_and_claims(
+            session, dataset_id=dataset_id, model_id=model_id, sample_ids=sample_ids[LOOKUP_CHUNK:]
+        )
+        rows.update(more_rows)
+        claimed.extend(more_claimed)
+    return status, dataset_id, rows, claimed
 
 
 def rows_and_claims(

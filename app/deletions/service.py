@@ -64,20 +64,20 @@ def create_deletion(
     max_ids: int,
     idempotency_key: str | None = None,
 ) -> DeletionRequest:
-    """Validate and record a deletion request (flushes, never commits): three reads (model; rows with their
-    tombstones), three INSERTs (request, tombstones, audit outbox). Returns the request as an unattached row."""
+    """Validate and record a deletion request (flushes, never commits): one read (the model, the requested rows
+    and their tombstones), three INSERTs (request, tombstones, audit outbox). Returns the request as an unattached
+    row."""
     ids = dedupe(body.sample_ids)
     if not ids:
         raise Unprocessable("sample_ids must name at least one sample")
     if len(ids) > max_ids:
         raise Unprocessable(f"at most {max_ids} sample ids per request, got {len(ids)}", limit=max_ids)
-    model = repository.ready_model(session, model_id=model_id, tenant_id=principal.tenant_id)
+    model = repository.model_rows_and_claims(session, model_id=model_id, tenant_id=principal.tenant_id, sample_ids=ids)
     if model is None:
         raise NotFound(f"model {model_id} not found")
-    status, dataset_id = model
+    status, dataset_id, found, claimed = model
     if status != "ready":
         raise Conflict(f"model {model_id} is {status}; deletions need a ready model", model_status=status)
-    found, claimed = repository.rows_and_claims(session, dataset_id=dataset_id, model_id=model_id, sample_ids=ids)
     unknown = [sid for sid in ids if sid not in found]
     if unknown:
         raise Unprocessable(f"unknown sample ids: {_quote(unknown)}", unknown_ids=unknown)

@@ -198,3 +198,26 @@ def test_database_down_is_503(settings, admin_key):
         assert resp.headers["content-type"].startswith("application/problem+json")
         assert c.get("/readyz").status_code == 503
     assert issubclass(ServiceUnavailable, Exception)
+
+
+def test_requests_larger_than_one_lookup_chunk(client, app, jobs):
+    """Ids past the first lookup chunk (looked up with the model) are validated and claimed like the first."""
+    from app.deletions.repository import LOOKUP_CHUNK
+
+    n = LOOKUP_CHUNK + 300
+    ds = upload_digits(client, rows=n + 10)
+    model = register_uploaded_model(client, ds["id"])
+    late = f"user-{LOOKUP_CHUNK + 50}"  # in the second chunk
+    first = post(client, model, [late])
+    assert first.status_code == 202, first.text
+    ids = [f"user-{i}" for i in range(n)]
+    before = row_counts(app)
+    unknown = post(client, model, [*ids, "nobody"])
+    assert unknown.status_code == 422 and unknown.json()["unknown_ids"] == ["nobody"]
+    conflict = post(client, model, ids)
+    assert conflict.status_code == 409, conflict.text
+    assert [c["sample_id"] for c in conflict.json()["conflicts"]] == [late]
+    assert conflict.json()["request_ids"] == [first.json()["id"]]
+    assert row_counts(app) == before
+    rest = post(client, model, [i for i in ids if i != late])
+    assert rest.status_code == 202 and rest.json()["sample_count"] == n - 1
