@@ -85,4 +85,4 @@ FROM runtime-cpu AS api
 EXPOSE 8000
 HEALTHCHECK --interval=15s --timeout=5s --start-period=20s --retries=3 \
   CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=4)"]
-CMD ["uvicorn", "app.main:create_app", "--factory", "--no-access-log", "--host", "0.0.0.0", "--port", "8000"]
+CMD ["python", "-m", "app.serve", "--host", "0.0.0.0", "--port", "8000"]

@@ -544,17 +544,12 @@ class Stack:
             prom = self.tmp / f"prometheus-{port}"
             prom.mkdir()
             extra["PROMETHEUS_MULTIPROC_DIR"] = str(prom)
-        cmd = [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "app.main:create_app",
-            "--factory",
-            "--no-access-log",
-            "--host",
-            "127.0.0.1",
-        ]
-        cmd += ["--port", str(port), "--workers", str(workers)]
+        if self.args.server == "uvicorn":
+            cmd = [sys.executable, "-m", "uvicorn", "app.main:create_app", "--factory", "--no-access-log"]
+            cmd += ["--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)]
+        else:
+            cmd = [sys.executable, "-m", "app.serve", "--host", "127.0.0.1", "--port", str(port)]
+            cmd += ["--workers", str(workers)]
         proc = self._spawn(cmd, self.env(db_url, queue, blobs, extra), f"api-{port}.log")
         url = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + START_TIMEOUT_S
@@ -1202,6 +1197,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         type=int,
         default=os.cpu_count() or 1,
         help="uvicorn worker processes (default: one per core)",
+    )
+    ap.add_argument(
+        "--server",
+        choices=["serve", "uvicorn"],
+        default="serve",
+        help="API launcher: `python -m app.serve` (default; a listening socket per process) or `uvicorn --workers`",
     )
     ap.add_argument("--workers", type=int, default=2, help="`python -m workers` processes (default 2)")
     ap.add_argument("--rows", type=int, default=20000, help="data set rows (default 20000)")

@@ -84,7 +84,7 @@ def test_every_service_rotates_its_logs(compose):
 def test_api_serves_on_8000(compose):
     api = compose["services"]["api"]
     assert any(str(p).endswith(":8000") for p in api["ports"])
-    assert api["command"][:2] == ["uvicorn", "app.main:create_app"]
+    assert api["command"][:3] == ["python", "-m", "app.serve"] and api["command"][-2:] == ["--port", "8000"]
 
 
 def test_gpu_worker_reserves_a_gpu_and_cpu_worker_is_a_profile(compose):

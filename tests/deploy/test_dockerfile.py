@@ -77,17 +77,10 @@ def test_migrate_is_a_one_shot_alembic_upgrade(dockerfile):
 
 def test_api_command_starts_the_app_factory(dockerfile):
     argv = exec_form(dockerfile.effective("api", "CMD"))
-    # The app logs each request as JSON itself (with its request id): uvicorn's own access line is switched off.
-    assert argv == [
-        "uvicorn",
-        "app.main:create_app",
-        "--factory",
-        "--no-access-log",
-        "--host",
-        "0.0.0.0",
-        "--port",
-        "8000",
-    ]
+    # app.serve: uvicorn processes ($WEB_CONCURRENCY) with a listening socket each, serving the app factory.
+    assert argv == ["python", "-m", "app.serve", "--host", "0.0.0.0", "--port", "8000"]
+    serve = (ROOT / "app" / "serve.py").read_text()
+    assert 'APP = "app.main:create_app"' in serve and "factory=True" in serve
     tree = ast.parse((ROOT / "app" / "main.py").read_text())
     assert any(isinstance(n, ast.FunctionDef) and n.name == "create_app" for n in tree.body)
 

@@ -1,0 +1,86 @@
+"""Serve the API with several processes that share the load evenly: `python -m app.serve --workers N`.
+
+`uvicorn --workers N` lets every process accept from one shared listening socket; when many connections arrive
+together, whichever process wakes first accepts most of them, and keep-alive connections then stay unevenly
+spread for their whole life (in the service benchmark one of two processes took 90% of the requests in some
+runs). Here every process listens on its own socket bound with SO_REUSEPORT, so the kernel spreads new
+connections across the processes itself. Linux (and other systems with SO_REUSEPORT); one process serves as
+plain uvicorn.
+
+The parent starts the processes and waits: when one exits, it stops the others and exits with an error, so the
+container or service manager restarts the whole server; SIGTERM and SIGINT stop them all.
+"""
+
+import argparse
+import multiprocessing
+import multiprocessing.connection
+import os
+import signal
+import socket
+import sys
+
+APP = "app.main:create_app"
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind((host, port))
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    return sock
+
+
+def _config(host: str, port: int):
+    import uvicorn
+
+    return uvicorn.Config(APP, factory=True, host=host, port=port, access_log=False, log_level="info")
+
+
+def _serve(host: str, port: int) -> None:
+    import uvicorn
+
+    uvicorn.Server(_config(host, port)).run(sockets=[_listen(host, port)])
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m app.serve", description=__doc__.splitlines()[0])
+    ap.add_argument("--host", default="127.0.0.1")
+    ap.add_argument("--port", type=int, default=8000)
+    ap.add_argument(
+        "--workers",
+        type=int,
+        default=int(os.environ.get("WEB_CONCURRENCY", "1")),
+        help="API processes (default: $WEB_CONCURRENCY, else 1); one per core",
+    )
+    args = ap.parse_args(argv)
+    if args.workers <= 1:
+        import uvicorn
+
+        uvicorn.Server(_config(args.host, args.port)).run()
+        return 0
+    context = multiprocessing.get_context("spawn")
+    procs = [context.Process(target=_serve, args=(args.host, args.port), daemon=False) for _ in range(args.workers)]
+    for proc in procs:
+        proc.start()
+
+    def stop(*_args) -> None:
+        for proc in procs:
+            if proc.is_alive():
+                proc.terminate()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    sentinels = {proc.sentinel: proc for proc in procs}
+    multiprocessing.connection.wait(list(sentinels))  # the first process to exit ends the server
+    stop()
+    for proc in procs:
+        proc.join(timeout=10)
+    failed = [proc.exitcode for proc in procs if proc.exitcode not in (0, -signal.SIGTERM)]
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

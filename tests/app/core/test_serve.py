@@ -1,0 +1,80 @@
+"""`python -m app.serve`: several API processes, each with its own SO_REUSEPORT socket on one port; new
+connections are spread over them; SIGTERM stops them all."""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from app.core.migrate import upgrade
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _children(pid: int) -> list[int]:
+    out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(pid)], capture_output=True, text=True).stdout
+    return [int(p) for p in out.split()]
+
+
+def _listening_socket_inodes(pid: int) -> set[str]:
+    inodes = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        try:
+            target = os.readlink(fd)
+        except OSError:
+            continue
+        if target.startswith("socket:"):
+            inodes.add(target)
+    return inodes
+
+
+def test_several_processes_share_one_port_and_stop_together(tmp_path, redis_url, queue_name):
+    db = f"sqlite:///{tmp_path / 'serve.db'}"
+    upgrade(db)
+    port = _free_port()
+    metrics = tmp_path / "metrics"
+    metrics.mkdir()
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "DATABASE_URL": db,
+        "REDIS_URL": redis_url,
+        "UNLEARN_QUEUE": queue_name,
+        "UNLEARN_STORAGE_DIR": str(tmp_path / "blobs"),
+        "UNLEARN_AUDIT_KEY_PATH": str(tmp_path / "audit.pem"),
+        "PROMETHEUS_MULTIPROC_DIR": str(metrics),
+    }
+    cmd = [sys.executable, "-m", "app.serve", "--host", "127.0.0.1", "--port", str(port), "--workers", "2"]
+    proc = subprocess.Popen(cmd, env=env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        served = 0
+        while time.monotonic() < deadline and served < 40:
+            try:
+                # a fresh connection each time, so the kernel picks a socket (a process) each time
+                served += httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=5).status_code == 200
+            except httpx.TransportError:
+                time.sleep(0.2)
+        assert served == 40
+        servers = [p for p in _children(proc.pid) if _listening_socket_inodes(p)]
+        assert len(servers) >= 2  # (the spawn start method adds a resource tracker child too)
+        # Each process recorded requests it served (its own metric files): the connections were spread.
+        assert all(list(metrics.glob(f"histogram_*{pid}.db")) for pid in servers), sorted(os.listdir(metrics))
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
+        for pid in servers:
+            assert not Path(f"/proc/{pid}").exists() or "zombie" in Path(f"/proc/{pid}/status").read_text()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
