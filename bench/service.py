@@ -959,7 +959,7 @@ def render_markdown(res: dict[str, Any], notes: str) -> str:
     lines = [
         "# Service benchmark",
         "",
-        "The whole service as deployed: `uvicorn app.main:create_app --factory` and `python -m workers` processes on",
+        "The whole service as deployed: `python -m app.serve` (uvicorn) and `python -m workers` processes on",
         "the real PostgreSQL and Redis, driven over loopback. Produced by",
         "",
         "```bash",
@@ -982,7 +982,13 @@ def render_markdown(res: dict[str, Any], notes: str) -> str:
         + ".",
         "- The machine is shared: other jobs ran on the same cores during the run (the `everything else` column",
         "  below is CPU they took). Figures on an idle machine would be higher; treat these as a floor.",
-        f"- API: {res['config']['api_workers']} uvicorn worker process(es) (uvloop, httptools), log level INFO, "
+        f"- API: {res['config']['api_workers']} uvicorn process(es) started by "
+        + (
+            "`python -m app.serve` (uvloop, httptools, a listening socket each), "
+            if res["config"].get("server", "serve") == "serve"
+            else "`uvicorn --workers` (uvloop, httptools, one shared listening socket), "
+        )
+        + "log level INFO, "
         "rate limit disabled",
         f"  (`UNLEARN_RATE_LIMIT_PER_S=0`). Workers: {res['config']['workers']} `python -m workers --device cpu` "
         "processes.",
@@ -1114,7 +1120,9 @@ waits for the log's append lock.
 
 - CPU per accepted POST in this run: API {api_ms:.2f} ms (all {workers} processes together), PostgreSQL
   {pg_ms:.2f} ms. One API process is CPU-bound at about 230 POST/s (exploratory runs below), so the target
-  needs one process per core: `uvicorn --workers 2` here (`WEB_CONCURRENCY`).
+  needs one process per core: `python -m app.serve --workers 2` here (`WEB_CONCURRENCY`), each process with
+  its own listening socket (with `uvicorn --workers 2`'s shared socket, one process took 90% of the
+  connections in some exploratory runs).
 - Threads per process decide the tail. Exploratory runs of the POST phase alone (the same load generator,
   4,000 requests at concurrency 16, a quiet machine, minutes apart, before the deletion limiter existed, when
   `UNLEARN_API_THREADS` capped the whole thread pool):
@@ -1236,6 +1244,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "load_before": load_before,
         "config": {
             "api_workers": args.api_workers,
+            "server": args.server,
             "workers": args.workers,
             "rows": args.rows,
             "concurrency": args.concurrency,
