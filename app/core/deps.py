@@ -34,13 +34,14 @@ class JobQueue:
     failed PING or a failed enqueue forgets it, so the next request pings again and gets 503 while Redis is down.
 
     Deletion requests whose job id is already recorded on their committed row are handed to a background thread
-    that sends whatever has gathered in one Redis round trip, one job per model (``enqueue_deletion``;
+    that sends what gathers within 50 ms in one Redis round trip, one job per model (``enqueue_deletion``;
     workers.queue.enqueue_deletion_batch): a request never waits for Redis after its commit. What is handed over
     but not yet sent when the process dies is still ``queued`` in the database, and the workers' reconciler
     enqueues it again; ``close`` sends what is left.
     """
 
     BATCH_MAX = 500  # requests per send
+    GATHER_S = 0.05  # how long the sender gathers requests after the first before sending them
 
     def __init__(self, redis_url: str, *, alive_ttl_s: float = REDIS_ALIVE_TTL_S) -> None:
         self.redis = redis.Redis.from_url(redis_url, socket_connect_timeout=1, socket_timeout=2)
@@ -95,13 +96,15 @@ class JobQueue:
     def _send_loop(self) -> None:
         while True:
             item = self._pending.get()
-            batch = []
+            batch: list[tuple[str, str, str]] = []
+            deadline = time.monotonic() + self.GATHER_S
             while item is not None:
                 batch.append(item)
-                if len(batch) >= self.BATCH_MAX:
+                wait = deadline - time.monotonic()
+                if len(batch) >= self.BATCH_MAX or wait <= 0:
                     break
                 try:
-                    item = self._pending.get_nowait()
+                    item = self._pending.get(timeout=wait)
                 except queue.Empty:
                     break
             self._send(batch)
