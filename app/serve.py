@@ -8,7 +8,8 @@ connections across the processes itself. Linux (and other systems with SO_REUSEP
 plain uvicorn.
 
 The parent starts the processes and waits: when one exits, it stops the others and exits with an error, so the
-container or service manager restarts the whole server; SIGTERM and SIGINT stop them all.
+container or service manager restarts the whole server; SIGTERM and SIGINT stop them all, and a process whose
+parent is gone (killed with SIGKILL) stops itself.
 """
 
 import argparse
@@ -18,6 +19,8 @@ import os
 import signal
 import socket
 import sys
+import threading
+import time
 
 APP = "app.main:create_app"
 
@@ -39,9 +42,22 @@ def _config(host: str, port: int):
     return uvicorn.Config(APP, factory=True, host=host, port=port, access_log=False, log_level="info")
 
 
-def _serve(host: str, port: int) -> None:
+def _stop_when_orphaned(parent: int, every_s: float = 1.0) -> None:
+    """Stop this process (SIGTERM: uvicorn shuts down cleanly) once its launcher is gone, so that a launcher
+    killed with SIGKILL leaves no server behind."""
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(every_s)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+
+
+def _serve(host: str, port: int, parent: int) -> None:
     import uvicorn
 
+    _stop_when_orphaned(parent)
     uvicorn.Server(_config(host, port)).run(sockets=[_listen(host, port)])
 
 
@@ -62,7 +78,10 @@ def main(argv: list[str] | None = None) -> int:
         uvicorn.Server(_config(args.host, args.port)).run()
         return 0
     context = multiprocessing.get_context("spawn")
-    procs = [context.Process(target=_serve, args=(args.host, args.port), daemon=False) for _ in range(args.workers)]
+    procs = [
+        context.Process(target=_serve, args=(args.host, args.port, os.getpid()), daemon=False)
+        for _ in range(args.workers)
+    ]
     for proc in procs:
         proc.start()
 

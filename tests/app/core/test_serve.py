@@ -27,6 +27,13 @@ def _children(pid: int) -> list[int]:
     return [int(p) for p in out.split()]
 
 
+def _running(pid: int) -> bool:
+    try:
+        return "\tZ" not in Path(f"/proc/{pid}/status").read_text().split("State:")[1][:4]
+    except (OSError, IndexError):
+        return False
+
+
 def _listening_socket_inodes(pid: int) -> set[str]:
     inodes = set()
     for fd in Path(f"/proc/{pid}/fd").iterdir():
@@ -56,7 +63,9 @@ def test_several_processes_share_one_port_and_stop_together(tmp_path, redis_url,
         "PROMETHEUS_MULTIPROC_DIR": str(metrics),
     }
     cmd = [sys.executable, "-m", "app.serve", "--host", "127.0.0.1", "--port", str(port), "--workers", "2"]
-    proc = subprocess.Popen(cmd, env=env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        cmd, env=env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
     try:
         deadline = time.monotonic() + 60
         served = 0
@@ -73,8 +82,46 @@ def test_several_processes_share_one_port_and_stop_together(tmp_path, redis_url,
         assert all(list(metrics.glob(f"histogram_*{pid}.db")) for pid in servers), sorted(os.listdir(metrics))
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=30) == 0
-        for pid in servers:
-            assert not Path(f"/proc/{pid}").exists() or "zombie" in Path(f"/proc/{pid}/status").read_text()
+        assert not any(_running(pid) for pid in servers)
     finally:
         if proc.poll() is None:
-            proc.kill()
+            os.killpg(proc.pid, signal.SIGKILL)
+
+
+def test_servers_stop_when_the_launcher_is_killed(tmp_path, redis_url, queue_name):
+    db = f"sqlite:///{tmp_path / 'serve.db'}"
+    upgrade(db)
+    port = _free_port()
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "DATABASE_URL": db,
+        "REDIS_URL": redis_url,
+        "UNLEARN_QUEUE": queue_name,
+        "UNLEARN_STORAGE_DIR": str(tmp_path / "blobs"),
+        "UNLEARN_AUDIT_KEY_PATH": str(tmp_path / "audit.pem"),
+        "PROMETHEUS_MULTIPROC_DIR": str(tmp_path),
+    }
+    cmd = [sys.executable, "-m", "app.serve", "--host", "127.0.0.1", "--port", str(port), "--workers", "2"]
+    proc = subprocess.Popen(cmd, env=env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=5).status_code == 200:
+                break
+        except httpx.TransportError:
+            time.sleep(0.2)
+    servers = [p for p in _children(proc.pid) if _listening_socket_inodes(p)]
+    assert servers
+    proc.kill()  # SIGKILL: the launcher cannot stop its children
+    proc.wait(timeout=10)
+    deadline = time.monotonic() + 20
+    alive = servers
+    while alive and time.monotonic() < deadline:
+        time.sleep(0.2)
+        alive = [
+            p for p in servers if Path(f"/proc/{p}").exists() and "zombie" not in Path(f"/proc/{p}/status").read_text()
+        ]
+    for pid in alive:
+        os.kill(pid, signal.SIGKILL)
+    assert alive == []
