@@ -9,7 +9,6 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import sessionmaker
 
 from app import health
-from app.audit.outbox import Sequencer
 from app.audit.router import init_signer
 from app.audit.router import router as audit_router
 from app.core.config import Settings, get_settings
@@ -46,11 +45,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             except OperationalError:  # the database is down: serve 503s (readyz says why) rather than crash
                 log_event(log, "apikey.bootstrap_failed", level=logging.ERROR, reason="database unavailable")
         init_signer(app)  # load or generate the audit signing key before the first request
-        sequencer = Sequencer(app.state.sessionmaker)
-        sequencer.start()
         log_event(log, "app.started")
         yield
-        sequencer.stop()
         close = getattr(app.state.jobs, "close", None)
         if close is not None:
             close()  # send the enqueues still waiting
