@@ -1114,9 +1114,9 @@ A POST is one transaction with no lock shared between requests. In one hand-off 
 requested rows left-joined to their tombstones (one statement), inserts the request, its tombstones and its
 audit event into the outbox, and commits: seven round trips, each a prebuilt SQLAlchemy Core statement (no ORM
 unit of work, no statement rebuilt per request). After the commit the request is handed to the queue's
-background sender, which sends whatever has gathered to Redis in one round trip, one job per model. The audit
-event is chained into the hash-chained log later, in batches, by the sequencer (docs/audit.md), so no request
-waits for the log's append lock.
+background sender, which sends what gathers within 50 ms to Redis in one round trip, one job per model. The
+audit event is chained into the hash-chained log later, in batches, by the workers (docs/audit.md), so no
+request waits for the log's append lock, and the API processes run no CPU-bound background work.
 
 - CPU per accepted POST in this run: API {api_ms:.2f} ms (all {workers} processes together), PostgreSQL
   {pg_ms:.2f} ms. One API process is CPU-bound at about 230 POST/s (exploratory runs below), so the target
@@ -1145,8 +1145,12 @@ waits for the log's append lock.
   2.47 ms of CPU each; cProfile shares): SQLAlchemy and psycopg executing the six statements and the commit about
   half, the audit event's content checks and canonical JSON about a tenth, the rest the session, the
   idempotency plumbing, the response body and a JSON log line. The event loop (HTTP parsing, middleware,
-  routing, body validation, the request's JSON log line, metrics) adds about 0.8 ms, the sender and the
-  sequencer together about 0.4 ms per request.
+  routing, body validation, the request's JSON log line, metrics) adds about 0.8 ms.
+- Background work in the API process costs latency beyond its CPU: while a CPU-bound thread holds the GIL,
+  every request waiting for a database answer waits again for the GIL. Chaining the outbox in a thread of each
+  API process (four times a second) cost about 15% of the API's CPU and 30 ms of p99 (POST phase alone,
+  2 processes x 2 threads: 277 to 333/s with p99 105 to 133 ms with it, 365 to 391/s with p99 73 to 80 ms
+  without it, runs minutes apart); the workers chain it now.
 - Still possible: the three reads folded into one statement (two round trips fewer, in the API and in
   PostgreSQL), the response built without the ORM row and the pydantic model.
 
