@@ -170,59 +170,6 @@ class CpuMeter:
         return {k: round(v, 3) for k, v in out.items()}
 
 
-class PgSampler(threading.Thread):
-    """Samples pg_stat_activity of the benchmark database every `every_s` seconds while a phase runs: where the
-    API's connections are (waiting for the audit log's advisory lock, executing, idle in a transaction while
-    the API's Python code runs, idle in the pool). Mean connections per state over the samples."""
-
-    QUERY = text(
-        "SELECT state, wait_event_type, wait_event FROM pg_stat_activity "
-        "WHERE datname = :d AND pid <> pg_backend_pid() AND backend_type = 'client backend'"
-    )
-
-    def __init__(self, admin: Engine, dbname: str, every_s: float = 0.025) -> None:
-        super().__init__(name="pg-sampler", daemon=True)
-        self.admin, self.dbname, self.every_s = admin, dbname, every_s
-        self.counts: dict[str, int] = {}
-        self.samples = 0
-        self.stopped = threading.Event()
-
-    @staticmethod
-    def category(state: str | None, wtype: str | None, wevent: str | None) -> str:
-        if state == "active":
-            if wtype == "Lock" and wevent == "advisory":
-                return "waiting for the audit-log lock (advisory)"
-            if wtype == "Lock":
-                return f"waiting for a lock ({wevent})"
-            if wtype == "IO" and wevent and wevent.startswith("WAL"):
-                return "commit: WAL write/flush"
-            if wtype == "LWLock":
-                return f"LWLock ({wevent})"
-            return "executing a statement"
-        if state == "idle in transaction":
-            return "idle in transaction (API code runs between statements)"
-        return f"idle ({state})" if state != "idle" else "idle in the pool"
-
-    def run(self) -> None:
-        with self.admin.connect() as conn:
-            while not self.stopped.wait(self.every_s):
-                rows = conn.execute(self.QUERY, {"d": self.dbname}).all()
-                self.samples += 1
-                for row in rows:
-                    key = self.category(*row)
-                    self.counts[key] = self.counts.get(key, 0) + 1
-
-    def result(self) -> dict[str, Any]:
-        self.stopped.set()
-        self.join(5)
-        n = max(self.samples, 1)
-        mean = {k: round(v / n, 2) for k, v in sorted(self.counts.items(), key=lambda kv: -kv[1])}
-        return {"samples": self.samples, "every_s": self.every_s, "mean_connections": mean}
-
-
-# ---------------------------------------------------------------- a minimal HTTP/1.1 client
-
-
 class RawConnection:
     """One keep-alive HTTP/1.1 connection: send a pre-built request, read status and body (Content-Length or
     chunked). Enough for this service's answers; not a general client."""
@@ -736,14 +683,10 @@ def measure_posts(stack: Stack, url: str, model_id: str, cpu: CpuMeter, args) ->
     ids = [f"s-{i}" for i in range(args.warmup + args.requests)]
     log(f"POST phase: {args.warmup} warm-up requests, then {args.requests} at concurrency {args.concurrency}")
     warm = post_load(url, stack.bootstrap_key, model_id, ids[: args.warmup], args.concurrency, args.max_post_s)
-    sampler = PgSampler(stack.admin, cpu.dbname)
     before = cpu.snapshot()
-    sampler.start()
     res = post_load(url, stack.bootstrap_key, model_id, ids[args.warmup :], args.concurrency, args.max_post_s)
-    pg = sampler.result()
     after = cpu.snapshot()
     out = res.summary()
-    out["pg_activity"] = pg
     out["warmup"] = {"requests": args.warmup, "accepted": len(warm.latencies_s)}
     out["requested"], out["max_s"] = args.requests, args.max_post_s
     out["concurrency"] = args.concurrency
