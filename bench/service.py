@@ -910,9 +910,9 @@ def render_markdown(res: dict[str, Any], notes: str) -> str:
         "```",
         "",
         "which writes this file and `docs/bench/service.json` (raw numbers). Options: `--concurrency`, `--requests`,",
-        "`--e2e-requests`, `--single-requests`, `--api-workers`, `--workers`, `--json`, `--md`; `--quick` is a smoke",
-        "run that writes nothing unless `--write` is given; `--from-json` rewrites this file from the raw numbers. "
-        "A run takes about 7 minutes.",
+        "`--e2e-requests`, `--single-requests`, `--api-workers` (default: one per core), `--server` (`serve` or",
+        "`uvicorn`), `--workers`, `--json`, `--md`; `--quick` is a smoke run that writes nothing unless `--write` is",
+        f"given; `--from-json` rewrites this file from the raw numbers. This run took {res['duration_s']:.0f} s.",
         "",
         "## Machine",
         "",
@@ -1053,16 +1053,16 @@ def where_time_goes(res: dict[str, Any]) -> str:
 ### POST /v1/models/{{id}}/deletions
 
 A POST is one transaction with no lock shared between requests. In one hand-off to a worker thread (at most
-`UNLEARN_DELETION_THREADS`, 2, per process at a time) it looks up the key (one indexed read), the model, and the
-requested rows left-joined to their tombstones (one statement), inserts the request, its tombstones and its
-audit event into the outbox, and commits: seven round trips, each a prebuilt SQLAlchemy Core statement (no ORM
+`UNLEARN_DELETION_THREADS`, 2, per process at a time) it looks up the key (one indexed read), then the model with
+the requested rows left-joined to their tombstones (one statement), inserts the request, its tombstones and its
+audit event into the outbox, and commits: six round trips, each a prebuilt SQLAlchemy Core statement (no ORM
 unit of work, no statement rebuilt per request). After the commit the request is handed to the queue's
 background sender, which sends what gathers within 50 ms to Redis in one round trip, one job per model. The
 audit event is chained into the hash-chained log later, in batches, by the workers (docs/audit.md), so no
 request waits for the log's append lock, and the API processes run no CPU-bound background work.
 
 - CPU per accepted POST in this run: API {api_ms:.2f} ms (all {workers} processes together), PostgreSQL
-  {pg_ms:.2f} ms. One API process is CPU-bound at about 230 POST/s (exploratory runs below), so the target
+  {pg_ms:.2f} ms. One API process was CPU-bound at about 230 POST/s (exploratory runs below), so the target
   needs one process per core: `python -m app.serve --workers 2` here (`WEB_CONCURRENCY`), each process with
   its own listening socket (with `uvicorn --workers 2`'s shared socket, one process took 90% of the
   connections in some exploratory runs).
@@ -1084,8 +1084,9 @@ request waits for the log's append lock, and the API processes run no CPU-bound 
   Python, and each round trip can wait for the GIL again; two threads per process keep one request's database
   wait overlapping another's CPU without that convoy. Python's switch interval (5 ms or 0.5 ms) made no
   measurable difference.
-- Where one POST's API CPU goes (the request's thread work called 1,000 times in one process, without HTTP:
-  2.47 ms of CPU each; cProfile shares): SQLAlchemy and psycopg executing the six statements and the commit about
+- Where one POST's API CPU goes (the request's thread work called 1,000 times in one process, without HTTP,
+  before the model and row reads were folded into one: 2.47 ms of CPU each; cProfile shares): SQLAlchemy and
+  psycopg executing the six statements and the commit about
   half, the audit event's content checks and canonical JSON about a tenth, the rest the session, the
   idempotency plumbing, the response body and a JSON log line. The event loop (HTTP parsing, middleware,
   routing, body validation, the request's JSON log line, metrics) adds about 0.8 ms.
@@ -1094,7 +1095,7 @@ request waits for the log's append lock, and the API processes run no CPU-bound 
   API process (four times a second) cost about 15% of the API's CPU and 30 ms of p99 (POST phase alone,
   2 processes x 2 threads: 277 to 333/s with p99 105 to 133 ms with it, 365 to 391/s with p99 73 to 80 ms
   without it, runs minutes apart); the workers chain it now.
-- Still possible: the three reads folded into one statement (two round trips fewer, in the API and in
+- Still possible: the key lookup folded into the model's statement (one round trip fewer, in the API and in
   PostgreSQL), the response built without the ORM row and the pydantic model.
 
 ### End to end
@@ -1111,8 +1112,9 @@ request waits for the log's append lock, and the API processes run no CPU-bound 
 
 - From disk (the blob's pages dropped before each pass): the download ran at
   {dl["http_download_cold"]["median_mb_per_s"]} MB/s against {dl["disk_read_cold"]["median_mb_per_s"]} MB/s for
-  reading the file ({dl["ratio_from_disk"]}). The response reads the next 8 MiB in a worker thread while the
-  current 8 MiB is being sent, with sequential read-ahead advice, so disk and socket work overlap.
+  reading the file ({dl["ratio_from_disk"]}). The response sends a 1 MiB first step, then 8 MiB steps, and reads
+  the next step in a worker thread while the current one is being sent, with sequential read-ahead advice, so
+  disk and socket work overlap. Both sides share the two cores with the client receiving the bytes.
 - From the page cache the download is a small fraction of a memory copy ({dl["ratio_minimal_client"]}:
   {dl["http_download_minimal_client"]["median_mb_per_s"]} MB/s against {dl["disk_read"]["median_mb_per_s"]} MB/s),
   and so is any TCP transfer here: `sendfile(2)` of the same cached file over a loopback socket, with no HTTP
