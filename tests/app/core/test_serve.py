@@ -46,7 +46,8 @@ def _listening_socket_inodes(pid: int) -> set[str]:
     return inodes
 
 
-def test_several_processes_share_one_port_and_stop_together(tmp_path, redis_url, queue_name):
+def _start(tmp_path: Path, redis_url: str, queue_name: str, **popen) -> tuple[subprocess.Popen, int, Path]:
+    """`python -m app.serve --workers 2` on a fresh SQLite file and a free port; (process, port, metrics folder)."""
     db = f"sqlite:///{tmp_path / 'serve.db'}"
     upgrade(db)
     port = _free_port()
@@ -63,9 +64,12 @@ def test_several_processes_share_one_port_and_stop_together(tmp_path, redis_url,
         "PROMETHEUS_MULTIPROC_DIR": str(metrics),
     }
     cmd = [sys.executable, "-m", "app.serve", "--host", "127.0.0.1", "--port", str(port), "--workers", "2"]
-    proc = subprocess.Popen(
-        cmd, env=env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
-    )
+    proc = subprocess.Popen(cmd, env=env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, **popen)
+    return proc, port, metrics
+
+
+def test_several_processes_share_one_port_and_stop_together(tmp_path, redis_url, queue_name):
+    proc, port, metrics = _start(tmp_path, redis_url, queue_name, start_new_session=True)
     try:
         deadline = time.monotonic() + 60
         served = 0
@@ -89,21 +93,7 @@ def test_several_processes_share_one_port_and_stop_together(tmp_path, redis_url,
 
 
 def test_servers_stop_when_the_launcher_is_killed(tmp_path, redis_url, queue_name):
-    db = f"sqlite:///{tmp_path / 'serve.db'}"
-    upgrade(db)
-    port = _free_port()
-    env = {
-        **os.environ,
-        "PYTHONPATH": str(ROOT),
-        "DATABASE_URL": db,
-        "REDIS_URL": redis_url,
-        "UNLEARN_QUEUE": queue_name,
-        "UNLEARN_STORAGE_DIR": str(tmp_path / "blobs"),
-        "UNLEARN_AUDIT_KEY_PATH": str(tmp_path / "audit.pem"),
-        "PROMETHEUS_MULTIPROC_DIR": str(tmp_path),
-    }
-    cmd = [sys.executable, "-m", "app.serve", "--host", "127.0.0.1", "--port", str(port), "--workers", "2"]
-    proc = subprocess.Popen(cmd, env=env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc, port, _ = _start(tmp_path, redis_url, queue_name)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         try:
