@@ -97,7 +97,6 @@ def publish_version(
             .values(state="deleted", deleted_in_version=new_version, deleted_at=now)
         )
         model.latest_version = new_version
-        superseded = _mark_purged(session, model, base_version, superseded_by=new_version)
         succeeded = [
             {
                 "event_type": "deletion.succeeded",
@@ -120,6 +119,8 @@ def publish_version(
             "evidence": evidence_summary,
         }
         audit_many(session, [*succeeded, created])
+        # In the same transaction, after the new version's entries: the log reads "created N+1, purged N".
+        superseded = _mark_purged(session, model, base_version, superseded_by=new_version)
     if superseded is not None:
         delete_blob_if_unused(superseded[0])
         delete_blob_if_unused(superseded[1])

@@ -87,6 +87,11 @@ def test_concurrent_deletions_with_two_workers_apply_each_once_in_sequence(setti
     assert events.count("deletion.succeeded") == len(rows_of)
     assert events.count("version.created") == len(versions)
     assert events.count("version.purged") == len(versions) - 1
+    # Each version N is purged right after version N+1 is created, in the same transaction.
+    history = [(e, refs.get("version")) for e, refs in f.audit_events(model_id) if e.startswith("version.")]
+    for (kind, version), (next_kind, next_version) in zip(history[1:], history[2:], strict=False):
+        if next_kind == "version.purged":
+            assert (kind, version) == ("version.created", next_version + 1)
 
 
 def test_sigkill_mid_update_leaves_no_version_and_the_request_is_retried(settings, workers):
