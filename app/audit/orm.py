@@ -38,7 +38,7 @@ class AuditEntry(Base):
 class AuditOutboxEntry(Base):
     """An event recorded by the API in the transaction of the change it describes, not yet in the chain.
 
-    The API writes here without taking the log's append lock; the sequencer (app.audit.outbox) moves rows into
+    The API writes here without taking the log's append lock; app.audit.outbox.sequence moves rows into
     ``audit_entries`` in batches, in id order, under the lock, and deletes them in the same transaction. Every
     chained append drains this table first, so an event is always chained before any later event that depends
     on it (a deletion's ``deletion.requested`` before its ``deletion.started``).

@@ -31,7 +31,8 @@ from app.core.db import utcnow
 
 DELETE_CHUNK = 900  # ids per DELETE ... IN (...) (below SQLite's bound-parameter limit)
 
-Drained = tuple[datetime, str | None, str, str, dict[str, Any], dict[str, Any]]
+# An event as it is chained: (created_at, tenant_id, actor, event_type, refs, evidence), already checked.
+Event = tuple[datetime, str | None, str, str, dict[str, Any], dict[str, Any]]
 _table = AuditOutboxEntry.__table__
 _INSERT = insert(_table)
 
@@ -54,9 +55,9 @@ def record(
     )  # fmt: skip
 
 
-def drain_locked(session: Session) -> list[Drained]:
+def drain_locked(session: Session) -> list[Event]:
     """Read and delete every committed outbox row, in id order; the caller holds the append lock and chains the
-    returned events (created_at, tenant_id, actor, event_type, refs, evidence) in the same transaction."""
+    returned events in the same transaction."""
     rows = session.execute(
         select(
             _table.c.id,
@@ -86,7 +87,7 @@ def sequence(session: Session) -> int:
     if not pending(session):
         return 0
     repository.lock_for_append(session)
-    return len(chain(session, [], drained=drain_locked(session)))
+    return len(chain(session, drain_locked(session)))
 
 
 def sequence_committed(sessionmaker: Callable[[], Session]) -> int:

@@ -11,7 +11,6 @@ entry read could predate the lock, and the insert would fail on the primary key 
 
 import logging
 from collections.abc import Mapping, Sequence
-from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
@@ -91,26 +90,19 @@ def append_entries(session: Session, entries: Sequence[Mapping[str, Any]]) -> li
     repository.lock_for_append(session)
     drained = outbox.drain_locked(session)
     created_at = utcnow()
-    rows = chain(session, [(created_at, *item) for item in prepared], drained=drained)
+    rows = chain(session, [*drained, *((created_at, *item) for item in prepared)])
     return rows[len(drained) :]
 
 
-def chain(
-    session: Session,
-    items: Sequence[tuple[datetime, str | None, str, str, dict[str, Any], dict[str, Any]]],
-    *,
-    drained: Sequence[tuple[datetime, str | None, str, str, dict[str, Any], dict[str, Any]]] = (),
-) -> list[AuditEntry]:
-    """Chain ``drained`` then ``items`` (created_at, tenant_id, actor, event_type, refs, evidence; already checked)
-    after the last entry and insert them together (one Core INSERT). The caller holds the append lock. Returns
-    the entries as unattached rows."""
-    everything = [*drained, *items]
-    if not everything:
+def chain(session: Session, events: Sequence[outbox.Event]) -> list[AuditEntry]:
+    """Chain ``events`` (already checked) after the last entry, in order, and insert them together (one Core
+    INSERT). The caller holds the append lock. Returns the entries as unattached rows."""
+    if not events:
         return []
     last = repository.last_seq_and_hash(session)
     seq, prev_hash = (0, GENESIS_HASH) if last is None else last
     rows = []
-    for created_at, tenant_id, actor, kind, refs, evidence in everything:
+    for created_at, tenant_id, actor, kind, refs, evidence in events:
         seq += 1
         fields = {
             "seq": seq,

@@ -1,8 +1,8 @@
 """The calls services make to record audit entries in the caller's transaction.
 
-The API records through the outbox (``audit``): no lock on the request path, chained shortly after by the
-sequencer (app.audit.outbox). Workers append to the chain directly (``audit_chained``, ``audit_many``), which
-drains the outbox first.
+The API records through the outbox (``audit``): no lock on the request path; the events are chained by the
+workers or by the next chained append or audit read (app.audit.outbox). Workers append to the chain directly
+(``audit_chained``, ``audit_many``), which drains the outbox first.
 """
 
 from collections.abc import Mapping, Sequence

@@ -1,6 +1,6 @@
 """SQL for data sets and their rows."""
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 
 from sqlalchemy import distinct, func, insert, select
 from sqlalchemy.orm import Session
@@ -10,7 +10,6 @@ from app.deletions.orm import Tombstone
 from app.models.orm import Model
 
 INSERT_CHUNK = 5000  # rows per multi-row INSERT
-LOOKUP_CHUNK = 900  # ids per IN (...) lookup (below SQLite's bound-parameter limit)
 
 
 def get_dataset(session: Session, *, dataset_id: str, tenant_id: str) -> Dataset | None:
@@ -45,19 +44,6 @@ def deleted_row_count(session: Session, *, dataset_id: str) -> int:
         .where(Model.dataset_id == dataset_id, Tombstone.state == "deleted")
     )
     return int(session.scalar(stmt) or 0)
-
-
-def rows_for_sample_ids(session: Session, *, dataset_id: str, sample_ids: Iterable[str]) -> dict[str, int]:
-    """sample id -> row index for the ids that exist in the data set."""
-    ids = list(sample_ids)
-    found: dict[str, int] = {}
-    for start in range(0, len(ids), LOOKUP_CHUNK):
-        chunk = ids[start : start + LOOKUP_CHUNK]
-        stmt = select(DatasetRow.sample_id, DatasetRow.row_index).where(
-            DatasetRow.dataset_id == dataset_id, DatasetRow.sample_id.in_(chunk)
-        )
-        found.update({sid: idx for sid, idx in session.execute(stmt)})
-    return found
 
 
 def count_rows(session: Session, *, dataset_id: str) -> int:

@@ -57,12 +57,7 @@ def model_rows_and_claims(
     status, dataset_id = result[0][0], result[0][1]
     rows: dict[str, int] = {}
     claimed: list[dict[str, Any]] = []
-    for _, _, sample_id, row_index, request_id, state in result:
-        if sample_id is None:
-            continue
-        rows[sample_id] = row_index
-        if request_id is not None:
-            claimed.append({"sample_id": sample_id, "request_id": request_id, "state": state})
+    _collect((r[2:] for r in result if r[2] is not None), rows, claimed)
     if status == "ready" and len(sample_ids) > LOOKUP_CHUNK:
         more_rows, more_claimed = rows_and_claims(
             session, dataset_id=dataset_id, model_id=model_id, sample_ids=sample_ids[LOOKUP_CHUNK:]
@@ -83,11 +78,16 @@ def rows_and_claims(
     claimed: list[dict[str, Any]] = []
     for start in range(0, len(sample_ids), LOOKUP_CHUNK):
         params = {"model_id": model_id, "dataset_id": dataset_id, "ids": sample_ids[start : start + LOOKUP_CHUNK]}
-        for sample_id, row_index, request_id, state in conn.execute(_ROWS_AND_CLAIMS, params):
-            rows[sample_id] = row_index
-            if request_id is not None:
-                claimed.append({"sample_id": sample_id, "request_id": request_id, "state": state})
+        _collect(conn.execute(_ROWS_AND_CLAIMS, params), rows, claimed)
     return rows, claimed
+
+
+def _collect(found, rows: dict[str, int], claimed: list[dict[str, Any]]) -> None:
+    """Add (sample_id, row_index, tombstone request_id, tombstone state) results to ``rows`` and ``claimed``."""
+    for sample_id, row_index, request_id, state in found:
+        rows[sample_id] = row_index
+        if request_id is not None:
+            claimed.append({"sample_id": sample_id, "request_id": request_id, "state": state})
 
 
 def insert_request(session: Session, *, values: dict[str, Any], rows: dict[str, int]) -> None:
