@@ -2,6 +2,8 @@
 finds nothing to do; an update or a training run that was under way when the model went drops the checkpoint
 it wrote and schedules no retry. The jobs run in this process against the real database."""
 
+import secrets
+
 import pytest
 
 from app.core.config import get_settings
@@ -42,7 +44,7 @@ def no_retries(monkeypatch) -> list:
 def test_jobs_queued_for_a_removed_model_do_nothing(settings, no_retries):
     tenant = f.make_tenant()
     dataset = f.make_dataset(tenant, rows=100)
-    model_id = f.make_uploaded_model(tenant, dataset, logreg_checkpoint(), LOGREG)
+    model_id = f.make_uploaded_model(tenant, dataset, logreg_checkpoint(seed=secrets.randbelow(2**31)), LOGREG)
     request_id = f.make_deletion(tenant, model_id, [0, 1])
     _remove(tenant, model_id)
     left = _blobs()
@@ -55,7 +57,7 @@ def test_jobs_queued_for_a_removed_model_do_nothing(settings, no_retries):
 def test_an_update_under_way_when_the_model_goes_ends_cleanly(settings, monkeypatch, no_retries):
     tenant = f.make_tenant()
     dataset = f.make_dataset(tenant, rows=100)
-    model_id = f.make_uploaded_model(tenant, dataset, logreg_checkpoint(), LOGREG)
+    model_id = f.make_uploaded_model(tenant, dataset, logreg_checkpoint(seed=secrets.randbelow(2**31)), LOGREG)
     request_id = f.make_deletion(tenant, model_id, [0, 1])
     run_update = deletion_jobs.run_update
 

@@ -1,23 +1,45 @@
 """DELETE /v1/datasets/{id}: the blob and the rows (sample ids) are gone; a data set that models were trained on
 answers 409 naming them until they are removed; the audit log keeps the blob's sha256."""
 
+import secrets
 import threading
 
+from safetensors.numpy import save
 from sqlalchemy import func, select
 
 from app.datasets.orm import Dataset, DatasetRow
 from tests.app.fakes import RecordingJobs
 from tests.app.written import database_text, snapshot, stored_files
 from tests.conftest import auth
-from tests.helpers import LOGREG_SPEC, digits_ids, digits_safetensors, register_uploaded_model, upload_dataset
+from tests.helpers import (
+    LOGREG_SPEC,
+    digits_arrays,
+    digits_ids,
+    logreg_checkpoint,
+    register_uploaded_model,
+    upload_dataset,
+)
 
 PREFIX = "subject-c41d-"  # sample ids that live only in this data set's rows
 
 
-def _dataset(client, *, rows: int = 20) -> dict:
-    resp = upload_dataset(client, digits_safetensors(rows=rows), ids=digits_ids(rows, prefix=PREFIX))
+def _unique_file(rows: int = 20) -> bytes:
+    """A data set file no other test uploads (the databases are shared by the session, and a blob that another
+    data set names must stay)."""
+    x, y, hx, hy = digits_arrays()
+    x = x[:rows].copy()
+    x[0, 0] = secrets.randbelow(2**30) / 2**30
+    return save({"features": x, "labels": y[:rows], "holdout_features": hx, "holdout_labels": hy})
+
+
+def _dataset(client, data: bytes | None = None, *, rows: int = 20) -> dict:
+    resp = upload_dataset(client, data or _unique_file(rows), ids=digits_ids(rows, prefix=PREFIX))
     assert resp.status_code == 201, resp.text
     return resp.json()
+
+
+def _checkpoint() -> bytes:
+    return logreg_checkpoint(seed=secrets.randbelow(2**31))
 
 
 def test_removal_deletes_the_blob_and_the_rows(client, app):
@@ -41,7 +63,7 @@ def test_removal_deletes_the_blob_and_the_rows(client, app):
 def test_a_data_set_with_models_is_409_until_they_are_removed(client, app):
     app.state.jobs = RecordingJobs()
     ds = _dataset(client)
-    models = [register_uploaded_model(client, ds["id"], name=f"m{i}")["id"] for i in range(2)]
+    models = [register_uploaded_model(client, ds["id"], checkpoint=_checkpoint(), name=f"m{i}")["id"] for i in range(2)]
     training = client.post("/v1/models", json={"name": "t", "dataset_id": ds["id"], **LOGREG_SPEC}).json()["id"]
     before = snapshot(app)
     resp = client.delete(f"/v1/datasets/{ds['id']}")
@@ -56,7 +78,8 @@ def test_a_data_set_with_models_is_409_until_they_are_removed(client, app):
 
 
 def test_a_blob_another_data_set_uses_stays(client, app):
-    first, second = _dataset(client), _dataset(client)
+    data = _unique_file()
+    first, second = _dataset(client, data), _dataset(client, data)
     assert first["sha256"] == second["sha256"]
     assert client.delete(f"/v1/datasets/{first['id']}").status_code == 204
     assert app.state.store.exists(second["sha256"])

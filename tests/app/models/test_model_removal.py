@@ -1,6 +1,8 @@
 """DELETE /v1/models/{id}: every version's checkpoint and gradient cache, the deletion requests and tombstones
 (which hold sample ids) and the model's rows are gone; the audit log keeps hashes and counts only."""
 
+import secrets
+
 from sqlalchemy import func, select, update
 
 from app.deletions.orm import DeletionRequest, Tombstone
@@ -14,6 +16,12 @@ from tests.helpers import LOGREG_SPEC, logreg_checkpoint, register_uploaded_mode
 REASON = "reason-marker-7f3a"  # a value that lives only in the model's deletion request
 
 
+def _checkpoint() -> bytes:
+    """A checkpoint no other test uploads: the databases are shared by the session, and a blob that another
+    model's version names must stay."""
+    return logreg_checkpoint(seed=secrets.randbelow(2**31))
+
+
 def _blob(app, data: bytes) -> str:
     sha, _ = app.state.store.put_bytes(data)
     return sha
@@ -24,13 +32,13 @@ def _model_with_history(client, app) -> tuple[dict, dict, dict]:
     queued one (pending tombstones), and an Idempotency-Key used on its deletions."""
     app.state.jobs = RecordingJobs()
     ds = upload_digits(client, rows=30)
-    model = register_uploaded_model(client, ds["id"], checkpoint=logreg_checkpoint(seed=11))
+    model = register_uploaded_model(client, ds["id"], checkpoint=_checkpoint())
     done = client.post(f"/v1/models/{model['id']}/deletions", json={"sample_ids": ["user-1"], "reason": REASON})
     queued = client.post(
         f"/v1/models/{model['id']}/deletions", json={"sample_ids": ["user-2"]}, headers={"Idempotency-Key": "d-1"}
     )
     assert done.status_code == queued.status_code == 202
-    v2_sha = _blob(app, logreg_checkpoint(seed=12))
+    v2_sha = _blob(app, _checkpoint())
     cache_sha = _blob(app, b"gradient cache of version 2")
     with app.state.sessionmaker() as s:  # what a worker's publication and cache refresh record
         v1 = s.scalars(select(ModelVersion).where(ModelVersion.model_id == model["id"])).one()
@@ -105,7 +113,7 @@ def test_the_audit_log_keeps_hashes_and_counts(client, app):
 def test_a_blob_another_model_uses_stays(client, app):
     app.state.jobs = RecordingJobs()
     ds = upload_digits(client, rows=30)
-    shared = logreg_checkpoint(seed=5)
+    shared = _checkpoint()
     first = register_uploaded_model(client, ds["id"], checkpoint=shared, name="a")
     second = register_uploaded_model(client, ds["id"], checkpoint=shared, name="b")
     assert client.delete(f"/v1/models/{first['id']}").status_code == 204
@@ -128,7 +136,7 @@ def test_a_model_still_training_can_be_removed(client, app):
 def test_roles_and_tenants(client, root_client, app, make_key):
     app.state.jobs = RecordingJobs()
     ds = upload_digits(client, rows=30)
-    model = register_uploaded_model(client, ds["id"])
+    model = register_uploaded_model(client, ds["id"], checkpoint=_checkpoint())
     for role in ("reader", "requester"):
         resp = client.delete(f"/v1/models/{model['id']}", headers=auth(make_key(role)))
         assert resp.status_code == 403 and resp.headers["content-type"].startswith("application/problem+json")
@@ -142,7 +150,7 @@ def test_roles_and_tenants(client, root_client, app, make_key):
 def test_uploads_after_removal_store_the_same_bytes_again(client, app):
     app.state.jobs = RecordingJobs()
     ds = upload_digits(client, rows=30)
-    ckpt = logreg_checkpoint(seed=9)
+    ckpt = _checkpoint()
     first = register_uploaded_model(client, ds["id"], checkpoint=ckpt)
     assert client.delete(f"/v1/models/{first['id']}").status_code == 204
     again = register_uploaded_model(client, ds["id"], checkpoint=ckpt)
