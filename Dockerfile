@@ -4,7 +4,8 @@
 #   migrate     one-shot schema migration (`alembic upgrade head`), same image as api
 #   worker      RQ worker with CUDA-enabled torch (one process per GPU)
 #   worker-cpu  RQ worker with CPU-only torch
-# Dependencies are read from pyproject.toml and the project is installed with `pip install .`.
+# Dependencies are read from pyproject.toml and the project is installed with `pip install .`; the client package
+# (clients/python: the audit verifier the service signs its log with) is installed first, from the same context.
 #   docker build --target api -t unlearn-api .
 #   docker build --target worker -t unlearn-worker .
 
@@ -32,6 +33,7 @@ WORKDIR /srv/unlearn
 FROM base AS build
 RUN python -m venv /opt/venv
 COPY pyproject.toml README.md ./
+COPY clients/python ./clients/python
 RUN python -c "import re, tomllib; deps = tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']; \
 open('/tmp/torch.txt', 'w').write('\n'.join(d for d in deps if re.split(r'[<>=!~;\[ ]', d)[0] == 'torch') + '\n'); \
 open('/tmp/requirements.txt', 'w').write('\n'.join(deps) + '\n')"
@@ -40,6 +42,7 @@ open('/tmp/requirements.txt', 'w').write('\n'.join(deps) + '\n')"
 FROM build AS venv-cpu
 ARG TORCH_CPU_INDEX_URL=https://download.pytorch.org/whl/cpu
 RUN pip install --index-url "${TORCH_CPU_INDEX_URL}" -r /tmp/torch.txt \
+ && pip install ./clients/python \
  && pip install -r /tmp/requirements.txt
 COPY app ./app
 COPY workers ./workers
@@ -47,7 +50,8 @@ RUN pip install --no-deps . && python -c "import torch; assert not torch.version
 
 # CUDA-enabled torch: the default PyPI wheel for linux/x86_64 ships the CUDA runtime; the host provides the driver.
 FROM build AS venv-cuda
-RUN pip install -r /tmp/requirements.txt
+RUN pip install ./clients/python \
+ && pip install -r /tmp/requirements.txt
 COPY app ./app
 COPY workers ./workers
 RUN pip install --no-deps .

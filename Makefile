@@ -7,10 +7,12 @@ STAMP := $(VENV)/.installed-stamp
 
 .PHONY: install run demo test lint format services migrate bench bench-quick deploy-check images clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml clients/python/pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	# The pinned CPU build of torch first: a looser requirement would pull a multi-GB CUDA build.
 	$(PY) -m pip install --quiet torch==2.13.0
+	# The client package (the `unlearn` command, the audit verifier the service also uses), editable.
+	$(PY) -m pip install --quiet -e ./clients/python
 	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 

@@ -1,5 +1,5 @@
 """Audit endpoints: the log, its signed tree head, inclusion and consistency proofs, the public key, and
-deletion receipts. Every document they return can be checked offline with ``python -m app.audit.verify``.
+deletion receipts. Every document they return can be checked offline with ``python -m unlearn_client.verify``.
 
 Tenants see their own entries; admins of the default tenant see every entry (and can verify the whole log).
 Tree heads and proofs cover the whole log: they reveal hashes only.

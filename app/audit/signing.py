@@ -10,8 +10,6 @@ readers never see a partial file and, when two processes start at once, exactly 
 """
 
 import base64
-import binascii
-import hashlib
 import logging
 import os
 import time
@@ -20,69 +18,32 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from unlearn_client.verify.keys import (
+    RECEIPT_DOMAIN,
+    TREE_HEAD_DOMAIN,
+    key_id_of,
+    load_public_key,
+    public_key_pem,
+    raw_public_key,
+    signed_message,
+    verify_signature,
+)
 
-from app.audit.canonical import canonical_json
-from app.audit.exceptions import VerificationError
+__all__ = [
+    "RECEIPT_DOMAIN",
+    "TREE_HEAD_DOMAIN",
+    "Signer",
+    "key_id_of",
+    "load_or_create_signing_key",
+    "load_public_key",
+    "verify_signature",
+]
 
 log = logging.getLogger(__name__)
 
-TREE_HEAD_DOMAIN = b"unlearn-audit/tree-head/v1\n"
-RECEIPT_DOMAIN = b"unlearn-audit/receipt/v1\n"
 TREE_HEAD_FIELDS = ("tree_size", "root_hash", "timestamp", "key_id")
-
-
-def raw_public_key(public_key: Ed25519PublicKey) -> bytes:
-    return public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-
-
-def key_id_of(public_key: Ed25519PublicKey) -> str:
-    return hashlib.sha256(raw_public_key(public_key)).hexdigest()
-
-
-def public_key_pem(public_key: Ed25519PublicKey) -> str:
-    return public_key.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode(
-        "ascii"
-    )
-
-
-def load_public_key(data: bytes | str) -> Ed25519PublicKey:
-    """A public key from PEM (SubjectPublicKeyInfo) or the base64 of the raw 32 bytes."""
-    if isinstance(data, str):
-        data = data.encode("ascii")
-    text = data.strip()
-    try:
-        if text.startswith(b"-----BEGIN"):
-            key = serialization.load_pem_public_key(text)
-        else:
-            key = Ed25519PublicKey.from_public_bytes(base64.b64decode(text, validate=True))
-    except (ValueError, binascii.Error) as exc:
-        raise VerificationError(f"not an Ed25519 public key: {exc}") from exc
-    if not isinstance(key, Ed25519PublicKey):
-        raise VerificationError("public key is not Ed25519")
-    return key
-
-
-def signed_message(domain: bytes, document: Mapping[str, Any]) -> bytes:
-    return domain + canonical_json({k: v for k, v in document.items() if k != "signature"})
-
-
-def verify_signature(public_key: Ed25519PublicKey, domain: bytes, document: Mapping[str, Any]) -> None:
-    """Raise VerificationError unless ``document["signature"]`` is this key's signature over the document."""
-    if document.get("key_id") != key_id_of(public_key):
-        raise VerificationError(
-            f"signed by key {document.get('key_id')!r}, not by the given public key {key_id_of(public_key)}"
-        )
-    try:
-        signature = base64.b64decode(str(document.get("signature", "")), validate=True)
-    except binascii.Error as exc:
-        raise VerificationError("signature is not valid base64") from exc
-    try:
-        public_key.verify(signature, signed_message(domain, document))
-    except InvalidSignature as exc:
-        raise VerificationError("signature does not verify") from exc
 
 
 @dataclass(frozen=True)

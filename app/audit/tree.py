@@ -10,9 +10,9 @@ import threading
 from typing import Any
 
 from sqlalchemy.orm import Session
+from unlearn_client.verify.merkle import MerkleTree, leaf_hash
 
 from app.audit import repository
-from app.audit.merkle import MerkleTree, leaf_hash
 from app.audit.signing import Signer
 
 _caches: dict[str, "_Cache"] = {}

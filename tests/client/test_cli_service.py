@@ -27,7 +27,7 @@ CLI_TIMEOUT_S = 300
 def unlearn(service, *args: str, expect: int = 0) -> subprocess.CompletedProcess:
     """Run the command as a user would, in its own process, configured through UNLEARN_URL / UNLEARN_API_KEY."""
     result = subprocess.run(
-        [sys.executable, "-m", "app.cli", *args],
+        [sys.executable, "-m", "unlearn_client", "--json", *args],
         cwd=service.workdir,
         env=service.env,
         capture_output=True,
@@ -87,7 +87,7 @@ def test_whole_user_path(service, files, tmp_path):
     applied = re.search(r'^unlearn_deletions_applied_total\{method="iau"\} (\S+)$', metrics, re.MULTILINE)
     assert applied and float(applied.group(1)) >= 1, metrics[:2000]
 
-    versions = output(unlearn(service, "models", "versions", model["id"]))
+    versions = output(unlearn(service, "models", "versions", model["id"]))["items"]
     assert [v["version"] for v in versions] == [2, 1]
     latest = versions[0]
 
@@ -139,7 +139,7 @@ def test_register_uploaded_checkpoint(service, files):
         )
     )
     assert model["status"] == "ready" and model["latest_version"] == 1
-    (version,) = output(unlearn(service, "models", "versions", model["id"]))
+    (version,) = output(unlearn(service, "models", "versions", model["id"]))["items"]
     assert version["checkpoint_sha256"] == hashlib.sha256(files["checkpoint"].read_bytes()).hexdigest()
     wrong = unlearn(
         service,

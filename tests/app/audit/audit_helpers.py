@@ -4,8 +4,9 @@ import base64
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from unlearn_client.verify.merkle import MerkleTree, leaf_hash
+
 from app.audit.canonical import GENESIS_HASH, compute_entry_hash, format_timestamp, normalize
-from app.audit.merkle import MerkleTree, leaf_hash
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 

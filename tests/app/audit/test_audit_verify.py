@@ -5,11 +5,7 @@ import json
 from datetime import UTC, datetime
 
 import pytest
-
-from app.audit.canonical import commit_sample_ids, compute_entry_hash
-from app.audit.receipt import build_receipt
-from app.audit.signing import load_or_create_signing_key
-from app.audit.verify import (
+from unlearn_client.verify.checks import (
     VerificationError,
     verify_consistency_between,
     verify_consistency_document,
@@ -18,7 +14,11 @@ from app.audit.verify import (
     verify_receipt,
     verify_tree_head,
 )
-from app.audit.verify_cli import main
+from unlearn_client.verify.cli import main
+
+from app.audit.canonical import commit_sample_ids, compute_entry_hash
+from app.audit.receipt import build_receipt
+from app.audit.signing import load_or_create_signing_key
 from tests.app.audit.audit_helpers import flip_b64, flip_hex, make_log, rechain, tree_of
 
 

@@ -2,31 +2,17 @@
 
 Needs only the log's Ed25519 public key (``GET /v1/audit/public-key``) and documents the endpoints return; no
 database and no network. Every function raises ``VerificationError`` naming the first check that failed.
-
-Command line (exit status 0 = verified, 1 = rejected, 2 = usage error)::
-
-    python -m app.audit.verify receipt receipt.json --public-key key.pem
-    python -m app.audit.verify entry entry.json --public-key key.pem            # GET /v1/audit/{seq}
-    python -m app.audit.verify tree-head head.json --public-key key.pem         # GET /v1/audit/tree-head
-    python -m app.audit.verify consistency proof.json --public-key key.pem \\
-        --old-head head-then.json --new-head head-now.json                      # GET /v1/audit/consistency
-    python -m app.audit.verify log entries.json --public-key key.pem [--tree-head head.json]
-
-``--public-key`` takes a PEM file, a file with the base64 raw key, or the JSON of ``GET /v1/audit/public-key``.
-``entries.json`` is a JSON array of entries, or an object with an ``entries`` array (pages of ``GET /v1/audit``
-concatenated from ``after_seq=0``).
 """
 
-import sys
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from app.audit.canonical import GENESIS_HASH, commit_sample_ids, compute_entry_hash
-from app.audit.exceptions import CanonicalError, VerificationError
-from app.audit.merkle import MerkleTree, leaf_hash, verify_consistency, verify_inclusion
-from app.audit.signing import RECEIPT_DOMAIN, TREE_HEAD_DOMAIN, verify_signature
+from unlearn_client.errors import VerificationError
+from unlearn_client.verify.canonical import GENESIS_HASH, CanonicalError, commit_sample_ids, compute_entry_hash
+from unlearn_client.verify.keys import RECEIPT_DOMAIN, TREE_HEAD_DOMAIN, verify_signature
+from unlearn_client.verify.merkle import MerkleTree, leaf_hash, verify_consistency, verify_inclusion
 
 __all__ = [
     "VerificationError",
@@ -266,9 +252,3 @@ def verify_receipt(receipt: Mapping[str, Any], public_key: Ed25519PublicKey) -> 
                 logged = _field(e, "checkpoint_sha256")
                 if logged is not None and logged != version.get("checkpoint_sha256"):
                     raise VerificationError(f"{key} checkpoint_sha256 differs from entry {e['seq']}")
-
-
-if __name__ == "__main__":
-    from app.audit.verify_cli import main
-
-    sys.exit(main())

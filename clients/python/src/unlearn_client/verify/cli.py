@@ -1,4 +1,18 @@
-"""The ``python -m app.audit.verify`` command (usage in app.audit.verify's docstring)."""
+"""``python -m unlearn_client.verify``: check documents the audit endpoints returned, offline.
+
+Exit status 0 = verified, 1 = rejected, 2 = usage error::
+
+    python -m unlearn_client.verify receipt receipt.json --public-key key.pem
+    python -m unlearn_client.verify entry entry.json --public-key key.pem            # GET /v1/audit/{seq}
+    python -m unlearn_client.verify tree-head head.json --public-key key.pem         # GET /v1/audit/tree-head
+    python -m unlearn_client.verify consistency proof.json --public-key key.pem \\
+        --old-head head-then.json --new-head head-now.json                         # GET /v1/audit/consistency
+    python -m unlearn_client.verify log entries.json --public-key key.pem [--tree-head head.json]
+
+``--public-key`` takes a PEM file, a file with the base64 raw key, or the JSON of ``GET /v1/audit/public-key``.
+``entries.json`` is a JSON array of entries, or a page of ``GET /v1/audit`` (its ``items``), or pages
+concatenated from the first entry.
+"""
 
 import argparse
 import json
@@ -9,9 +23,9 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from app.audit import verify
-from app.audit.exceptions import VerificationError
-from app.audit.signing import load_public_key
+from unlearn_client.errors import VerificationError
+from unlearn_client.verify import checks as verify
+from unlearn_client.verify.keys import load_public_key
 
 
 class _UsageError(Exception):
@@ -27,19 +41,14 @@ def _load_json(path: str) -> Any:
 
 def _load_key(path: str) -> Ed25519PublicKey:
     try:
-        text = Path(path).read_text(encoding="utf-8").strip()
-        if text.startswith("{"):
-            doc = json.loads(text)
-            text = doc.get("public_key_pem") or doc.get("public_key_raw_b64") or ""
-    except (OSError, ValueError, AttributeError) as exc:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
         raise _UsageError(f"cannot read public key {path}: {exc}") from exc
     return load_public_key(text)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m app.audit.verify", description=(verify.__doc__ or "").split("\n")[0]
-    )
+    parser = argparse.ArgumentParser(prog="python -m unlearn_client.verify", description=(__doc__ or "").split("\n")[0])
     parser.add_argument("kind", choices=["receipt", "entry", "tree-head", "consistency", "log"])
     parser.add_argument("document", help="JSON file as returned by the endpoint")
     parser.add_argument("--public-key", required=True, help="PEM, base64 raw key, or the public-key JSON")
@@ -67,7 +76,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             if old is None or new is None:
                 message += " (roots not pinned by signed heads: pass --old-head and --new-head)"
         else:
-            entries = doc["entries"] if isinstance(doc, Mapping) else doc
+            entries = (doc.get("items") or doc.get("entries") or []) if isinstance(doc, Mapping) else doc
             head = _load_json(args.tree_head) if args.tree_head else None
             root = verify.verify_log(entries, key, head)
             message = f"log of {len(entries)} entries verified, root {root.hex()}"
