@@ -1,5 +1,5 @@
 """Fixtures of the stored-log tests: a fresh PostgreSQL database and an SQLite file per module, sessions on
-either, and a signing key."""
+either, and a signing key that the events written in these tests are signed with (as the process's key)."""
 
 from collections.abc import Iterator
 
@@ -7,7 +7,8 @@ import pytest
 from sqlalchemy import event
 from sqlalchemy.orm import Session, sessionmaker
 
-from app.audit.signing import load_or_create_signing_key
+from app.audit.signing import signer_at
+from app.core.config import get_settings
 from app.core.db import make_engine
 from app.core.migrate import upgrade
 from tests.pgdb import fresh_database
@@ -47,5 +48,20 @@ def sessions(url) -> Iterator[sessionmaker[Session]]:
 
 
 @pytest.fixture(scope="module")
-def signer(tmp_path_factory):
-    return load_or_create_signing_key(tmp_path_factory.mktemp("key") / "audit.pem")
+def signer_path(tmp_path_factory):
+    return tmp_path_factory.mktemp("key") / "audit.pem"
+
+
+@pytest.fixture(scope="module")
+def signer(signer_path):
+    return signer_at(signer_path)
+
+
+@pytest.fixture(autouse=True)
+def _process_key(signer_path, monkeypatch) -> Iterator[None]:
+    """This process signs the events it writes with the module's key (tests using the `settings` fixture, which
+    sets the session's key, override it)."""
+    monkeypatch.setenv("UNLEARN_AUDIT_KEY_PATH", str(signer_path))
+    get_settings.cache_clear()
+    yield
+    get_settings.cache_clear()
