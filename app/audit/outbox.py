@@ -41,7 +41,7 @@ from app.audit.signing import Signer, event_signer, new_event_id, verify_event_s
 from app.core.db import utcnow
 
 DELETE_CHUNK = 900  # ids per DELETE ... IN (...) (below SQLite's bound-parameter limit)
-_ALARMED_MAX = 10_000  # outbox ids this process has raised an alarm for (each is reported once)
+_ALARMED_MAX = 10_000  # outbox rows this process has raised an alarm for (each is reported once)
 
 
 class Event(NamedTuple):
@@ -79,7 +79,7 @@ def signed_event(
 _table = AuditOutboxEntry.__table__
 _INSERT = insert(_table)
 _COLUMNS = [_table.c[name] for name in Event._fields]
-_alarmed: set[int] = set()
+_alarmed: set[tuple[int, str]] = set()  # (outbox id, event id)
 _alarmed_lock = threading.Lock()
 
 
@@ -103,14 +103,14 @@ def record(
     session.connection().execute(_INSERT, event._asdict())
 
 
-def _alarm_once(outbox_id: int, kind: str, detail: str, **fields: object) -> None:
+def _alarm_once(outbox_id: int, event_id: str, kind: str, detail: str) -> None:
     with _alarmed_lock:
-        if outbox_id in _alarmed:
+        if (outbox_id, event_id) in _alarmed:
             return
         if len(_alarmed) >= _ALARMED_MAX:
             _alarmed.clear()
-        _alarmed.add(outbox_id)
-    alarm(kind, detail, outbox_id=outbox_id, **fields)
+        _alarmed.add((outbox_id, event_id))
+    alarm(kind, detail, outbox_id=outbox_id, event_id=event_id)
 
 
 def take_locked(session: Session, public_key: Ed25519PublicKey) -> tuple[list[Event], list[int]]:
@@ -129,13 +129,13 @@ def take_locked(session: Session, public_key: Ed25519PublicKey) -> tuple[list[Ev
     for row in rows:
         event = Event(*row[1:])
         if event.event_id in chained:
-            _alarm_once(row.id, "outbox_replay", "a copy of an event already chained", event_id=event.event_id)
+            _alarm_once(row.id, event.event_id, "outbox_replay", "a copy of an event already chained")
             remove.append(row.id)
             continue
         try:
             verify_event_signature(public_key, event.document())
         except VerificationError as exc:
-            _alarm_once(row.id, "outbox_signature", f"outbox event refused: {exc}", event_id=event.event_id)
+            _alarm_once(row.id, event.event_id, "outbox_signature", f"outbox event refused: {exc}")
             continue
         events.append(event)
         remove.append(row.id)
