@@ -39,7 +39,7 @@ class _Cache:
         self.tree = MerkleTree()
         self.last_hash = GENESIS_HASH  # entry_hash of the newest cached entry
         self.signed: tuple[int, bytes] = (0, EMPTY_ROOT)  # the largest head signed (or found published)
-        self.published = 0  # the largest size written to the checkpoint file by this process
+        self.published = -1  # the largest size written to the checkpoint file by this process (-1: none)
         self.seeded = False
         self.lock = threading.RLock()
 

@@ -131,3 +131,11 @@ def start_service(url: str, tmp_path: Path, monkeypatch, admin_key: str, **env: 
 def service(request, tmp_path, monkeypatch, admin_key) -> Iterator[Service]:
     with _database(request.param, tmp_path) as url:
         yield from start_service(url, tmp_path, monkeypatch, admin_key)
+
+
+@pytest.fixture
+def service_with_origin(tmp_path, monkeypatch, admin_key) -> Iterator[Service]:
+    with _database("sqlite", tmp_path) as url:
+        yield from start_service(
+            url, tmp_path, monkeypatch, admin_key, UNLEARN_AUDIT_ORIGIN="audit.example.com/unlearn-test"
+        )
