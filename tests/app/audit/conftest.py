@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import redis
 from fastapi.testclient import TestClient
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
@@ -100,10 +101,11 @@ def _database(dialect: str, tmp_path: Path) -> Iterator[str]:
 
 def start_service(url: str, tmp_path: Path, monkeypatch, admin_key: str, **env: str) -> Iterator[Service]:
     """The API on ``url`` with its own key and checkpoint file (``env`` adds settings)."""
+    queue = f"unlearn-test-audit-{secrets.token_hex(4)}"
     values = {
         "DATABASE_URL": url,
         "REDIS_URL": REDIS_TEST_URL,
-        "UNLEARN_QUEUE": f"audit-attack-{secrets.token_hex(4)}",
+        "UNLEARN_QUEUE": queue,
         "UNLEARN_STORAGE_DIR": str(tmp_path / "blobs"),
         "UNLEARN_BOOTSTRAP_ADMIN_KEY": admin_key,
         "UNLEARN_AUDIT_KEY_PATH": str(tmp_path / "audit-signing-key.pem"),
@@ -125,6 +127,12 @@ def start_service(url: str, tmp_path: Path, monkeypatch, admin_key: str, **env: 
             checkpoint_path=settings.audit_checkpoint_path,
         )
     get_settings.cache_clear()
+    client = redis.Redis.from_url(REDIS_TEST_URL)
+    try:
+        for key in client.scan_iter(match=f"rq:*{queue}*"):
+            client.delete(key)
+    finally:
+        client.close()
 
 
 @pytest.fixture(params=["postgresql", "sqlite"])
