@@ -218,3 +218,26 @@ def test_sample_ids_must_match_their_commitment():
     receipt["request"]["sample_ids"] = ["u-17"]
     with pytest.raises(VerificationError, match="sample_ids do not match"):
         verify_receipt(resign(receipt), KEY)
+
+
+def test_any_changed_receipt_field_rejected():
+    """Without the key: any value changed, nothing signed again, is rejected (by a signature or a hash)."""
+    receipt = make_receipt()
+    checked = 0
+    for path, value in _leaves(receipt):
+        bad = copy.deepcopy(receipt)
+        if isinstance(value, bool) or value is None:
+            new = "x"
+        elif isinstance(value, int | float):
+            new = value + 1
+        elif path[-1] == "signature":
+            new = flip_b64(value, 5)
+        elif isinstance(value, str):
+            new = value[:-1] + ("0" if value[-1:] != "0" else "1")
+        else:
+            new = {"x": 1}
+        _set(bad, path, new)
+        with pytest.raises(VerificationError):
+            verify_receipt(bad, KEY)
+        checked += 1
+    assert checked > 100
