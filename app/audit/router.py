@@ -52,8 +52,9 @@ SignerDep = Annotated[Signer, Depends(get_signer)]
 def current_log(db: DB, signer: SignerDep) -> Session:
     """The request's session once the events waiting in the outbox are chained (and committed), so that what
     the endpoint reads includes every event committed before the request."""
-    if outbox.sequence(db, signer.public_key):
-        db.commit()
+    if outbox.pending(db):
+        outbox.sequence(db, signer.public_key)
+        db.commit()  # also when every pending event was refused: the append lock is not held past this point
     return db
 
 
