@@ -156,11 +156,10 @@ def get_audit_entry(
     if entry is None or (visible is not None and entry.tenant_id != visible):
         raise NotFound(f"audit entry {seq} not found")
     size = tree.tree_size(db, signer)
-    return {
-        "entry": entry_document(entry),
-        "inclusion_proof": tree.inclusion_proof(db, signer, seq=seq, size=size),
-        "tree_head": tree.signed_tree_head(db, signer, size),
-    }
+    proof = tree.inclusion_proof(db, signer, seq=seq, size=size)
+    document = entry_document(entry)
+    tree.check_served(db, signer, [document])
+    return {"entry": document, "inclusion_proof": proof, "tree_head": tree.signed_tree_head(db, signer, size)}
 
 
 @router.get("/deletions/{request_id}/receipt")

@@ -196,9 +196,10 @@ def deletion_receipt(
         session.refresh(request)
         entries = _request_entries(session, request, size)
     audit = [
-        {"entry": entry_document(e), "inclusion_proof": tree.inclusion_proof(session, signer, seq=e.seq, size=size)}
+        {"inclusion_proof": tree.inclusion_proof(session, signer, seq=e.seq, size=size), "entry": entry_document(e)}
         for e in entries
     ]
+    tree.check_served(session, signer, [item["entry"] for item in audit])
     fields = {c: getattr(request, c) for c in _REQUEST_COLUMNS} | _logged_times(request.id, entries)
     return build_receipt(
         request=fields,

@@ -202,6 +202,26 @@ def signed_checkpoint(session: Session, signer: Signer, size: int | None = None)
     return checkpoint.sign_checkpoint(signer, size, signed_root(session, signer, size))
 
 
+def _reproduces(doc: dict[str, Any]) -> bool:
+    try:
+        return compute_entry_hash(doc) == doc["entry_hash"]
+    except CanonicalError:
+        return False
+
+
+def check_served(session: Session, signer: Signer, entries: list[dict[str, Any]]) -> None:
+    """Refuse to serve (with a proof, in a receipt) a stored entry that is not the entry this process verified:
+    a row changed after it was loaded, without re-chaining, is caught here (LogIntegrityError, ``rewritten``).
+    Call after loading the tree over the entries."""
+    cache = _cache_for(session, signer)
+    with cache.lock:
+        for doc in entries:
+            seq = doc["seq"]
+            verified = 0 < seq <= len(cache.tree) and _reproduces(doc)
+            if not verified or cache.tree.leaves[seq - 1] != leaf_hash(bytes.fromhex(doc["entry_hash"])):
+                raise integrity_failure("rewritten", f"entry {seq} as stored now is not the entry verified before")
+
+
 def inclusion_proof(session: Session, signer: Signer, *, seq: int, size: int) -> dict[str, Any]:
     """``{leaf_index, tree_size, audit_path}`` for entry ``seq`` in the tree of ``size`` entries."""
     tree = load_tree(session, signer, size)

@@ -255,3 +255,21 @@ def test_entries_count_unchanged_by_refused_reads(service):
         assert service.client.get("/v1/audit/tree-head").status_code == 503
     with service.sessions() as s:
         assert s.scalar(select(func.count()).select_from(AuditEntry)) == before
+
+
+def test_row_edited_without_rechaining_is_not_served(service, alarms):
+    """An entry's content changed in place (its hashes left alone) after the service verified it: the service
+    does not serve it with a proof or in a receipt; the list shows it, and readers' verification rejects it."""
+    request_id = seed_deletion(service)
+    head = service.client.get("/v1/audit/tree-head").json()
+    requested = next(e for e in all_entries(service) if e["event_type"] == "deletion.requested")
+    with tamper.owner(service.url) as db, tamper.triggers_off(db), db.begin() as conn:
+        conn.execute(
+            text("UPDATE audit_entries SET actor = 'key-someone-else' WHERE seq = :seq"), {"seq": requested["seq"]}
+        )
+    assert_refused(service.client.get(f"/v1/audit/{requested['seq']}"), "rewritten", f"entry {requested['seq']}")
+    assert_refused(service.client.get(f"/v1/deletions/{request_id}/receipt"), "rewritten")
+    with pytest.raises(VerificationError, match=f"entry {requested['seq']}: entry_hash"):
+        verify_log(all_entries(service), key_of(service), head)
+    tree._caches.clear()  # a process that loads the log now refuses any head
+    assert_refused(service.client.get("/v1/audit/tree-head"), "entry_hash")
