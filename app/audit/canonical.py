@@ -1,4 +1,5 @@
-"""The service's side of canonical JSON: what it stores, and timestamps as entries spell them.
+"""The service's side of canonical JSON: what it stores, timestamps as entries spell them, and an entry as the
+API returns it.
 
 The encoding itself, the entry hash and the sample-id commitment are unlearn_client.verify.canonical, the module
 receipt verifiers run: the service writes its log with the code that checks it.
@@ -12,20 +13,27 @@ from typing import Any
 
 from unlearn_client.verify.canonical import (
     ENTRY_FIELDS,
+    EVENT_FIELDS,
     GENESIS_HASH,
+    SIGNED_ENTRY_FIELDS,
     canonical_json,
     commit_sample_ids,
     compute_entry_hash,
+    hashed_fields,
     sha256_hex,
 )
 
 __all__ = [
     "ENTRY_FIELDS",
+    "EVENT_FIELDS",
     "GENESIS_HASH",
+    "SIGNED_ENTRY_FIELDS",
     "canonical_json",
     "commit_sample_ids",
     "compute_entry_hash",
+    "entry_document",
     "format_timestamp",
+    "hashed_fields",
     "normalize",
     "sanitize_floats",
     "sha256_hex",
@@ -53,3 +61,21 @@ def format_timestamp(value: datetime) -> str:
     if value.tzinfo is None:
         value = value.replace(tzinfo=UTC)
     return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def entry_document(entry: Any) -> dict[str, Any]:
+    """A stored entry (ORM object or row) as the API returns it; ``compute_entry_hash`` of it is its entry_hash.
+    ``event_id`` and ``signature`` are None for entries written before per-entry signatures."""
+    return {
+        "seq": entry.seq,
+        "created_at": format_timestamp(entry.created_at),
+        "tenant_id": entry.tenant_id,
+        "actor": entry.actor,
+        "event_type": entry.event_type,
+        "refs": entry.refs,
+        "evidence": entry.evidence,
+        "prev_hash": entry.prev_hash,
+        "entry_hash": entry.entry_hash,
+        "event_id": entry.event_id,
+        "signature": entry.signature,
+    }

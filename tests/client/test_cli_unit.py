@@ -10,6 +10,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from unlearn_client import UnlearnClient, cli
 from unlearn_client.verify.merkle import MerkleTree
 
+from app.audit.checkpoint import sign_checkpoint
 from app.audit.signing import Signer
 
 PAYLOAD = b"checkpoint" * 50
@@ -136,7 +137,9 @@ def log_service(tmp_path):
     def handler(request: httpx.Request) -> httpx.Response:
         params = request.url.params
         if request.url.path == "/v1/audit/public-key":
-            return httpx.Response(200, json=signer.public_key_document())
+            return httpx.Response(200, json=signer.public_key_document() | {"origin": signer.note_origin})
+        if request.url.path == "/v1/audit/checkpoint":
+            return httpx.Response(200, text=sign_checkpoint(signer, 5, tree.root(5)))
         if request.url.path == "/v1/audit/tree-head":
             return httpx.Response(200, json=head(int(params.get("size", 5))))
         if request.url.path == "/v1/audit/consistency":
@@ -149,7 +152,7 @@ def log_service(tmp_path):
         return httpx.Response(404, json={"title": "Not Found", "detail": request.url.path})
 
     key_file = tmp_path / "pinned-key.json"
-    key_file.write_text(json.dumps(signer.public_key_document()))
+    key_file.write_text(json.dumps(signer.public_key_document() | {"origin": signer.note_origin}))
     return handler, key_file, head, signer
 
 
@@ -191,3 +194,15 @@ def test_receipt_verify_offline_needs_no_api_key(run_cli, tmp_path):
     never = lambda r: pytest.fail("offline verification must not call the service")  # noqa: E731
     code, _, err = run_cli(never, "receipt", "verify", "--file", str(receipt), "--public-key", str(key), key=None)
     assert code == 4 and "REJECTED" in err
+
+
+def test_checkpoint_is_checked_under_the_pinned_origin(run_cli, log_service, tmp_path):
+    handler, key_file, _, signer = log_service
+    code, out, err = run_cli(handler, "audit", "checkpoint", "--verify", "--public-key", str(key_file))
+    assert code == 0 and out.startswith(signer.note_origin + "\n5\n") and "checkpoint of size 5" in err
+    pem = tmp_path / "key.pem"
+    pem.write_text(signer.public_key_document()["public_key_pem"])
+    code, _, err = run_cli(
+        handler, "audit", "checkpoint", "--verify", "--public-key", str(pem), "--origin", "other.example/log"
+    )
+    assert code == 4 and "no signature by the log's key under 'other.example/log'" in err

@@ -339,6 +339,10 @@ class AsyncUnlearnClient:
     async def get_consistency(self, first: int, second: int | None = None) -> dict[str, Any]:
         return await self._call(calls.consistency(first, second))
 
+    async def get_checkpoint(self) -> str:
+        """The log's newest tree head as a C2SP checkpoint (a signed note, text)."""
+        return (await self.send(calls.checkpoint())).text
+
     async def get_public_key(self) -> PublicKey:
         return await self._call(calls.public_key())
 

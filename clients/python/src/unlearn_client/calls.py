@@ -159,5 +159,9 @@ def consistency(first: int, second: int | None) -> Call:
     return Call("GET", "/v1/audit/consistency", params=_query(**{"from": first, "to": second}))
 
 
+def checkpoint() -> Call:
+    return Call("GET", "/v1/audit/checkpoint", headers={"Accept": "text/plain"})
+
+
 def public_key() -> Call:
     return Call("GET", "/v1/audit/public-key")

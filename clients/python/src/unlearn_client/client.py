@@ -372,6 +372,10 @@ class UnlearnClient:
         """Proof that the log of `first` entries is a prefix of the log of `second` (default: now)."""
         return self._call(calls.consistency(first, second))
 
+    def get_checkpoint(self) -> str:
+        """The log's newest tree head as a C2SP checkpoint (a signed note, text)."""
+        return (self.send(calls.checkpoint())).text
+
     def get_public_key(self) -> PublicKey:
         """The audit log's public key document {algorithm, key_id, public_key_pem, public_key_raw_b64}."""
         return self._call(calls.public_key())

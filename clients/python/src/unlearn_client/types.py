@@ -109,6 +109,8 @@ class AuditEntry(TypedDict, total=False):
     evidence: dict[str, Any]
     prev_hash: str
     entry_hash: str
+    event_id: str | None
+    signature: str | None
 
 
 class TreeHead(TypedDict, total=False):
@@ -124,3 +126,5 @@ class PublicKey(TypedDict, total=False):
     key_id: str
     public_key_pem: str
     public_key_raw_b64: str
+    origin: str  # the name the log signs its C2SP checkpoints under
+    note_verifier_key: str

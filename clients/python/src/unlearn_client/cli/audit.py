@@ -99,6 +99,33 @@ def audit_consistency(client: UnlearnClient, out: Output, args: argparse.Namespa
     return EXIT_OK
 
 
+def audit_checkpoint(client: UnlearnClient, out: Output, args: argparse.Namespace) -> int:
+    """The C2SP checkpoint, checked against the pinned key under the origin its public-key document names."""
+    from unlearn_client.verify import verify_checkpoint
+
+    note_text = client.get_checkpoint()
+    if args.verify:
+        if args.public_key:
+            text = read_text(args.public_key, "public key")
+            document = json.loads(text) if text.lstrip().startswith("{") else {}
+        else:
+            document = client.get_public_key()
+        key, source = _key(client, args)
+        origin = args.origin or document.get("origin")
+        if not origin:
+            raise UsageError("the public key file names no origin: pass --origin or the JSON of audit public-key")
+        try:
+            size, root = verify_checkpoint(note_text, key, origin)
+        except VerificationError as exc:
+            return _rejected(exc)
+        note(f"checkpoint of size {size} (root {root.hex()}) verified under {origin}; key {source}")
+    if out.as_json:
+        out.value({"checkpoint": note_text})
+    else:
+        out.stream.write(note_text)
+    return EXIT_OK
+
+
 def audit_public_key(client: UnlearnClient, out: Output, args: argparse.Namespace) -> int:
     document = client.get_public_key()
     if args.output:
@@ -163,6 +190,11 @@ def add_parsers(commands: Any) -> None:
     p.add_argument("--old-head", help="the signed head of size FROM saved earlier (JSON file)")
     p.add_argument("--public-key", help="the log's public key you pinned (file)")
     p.set_defaults(func=audit_consistency)
+    p = sub.add_parser("checkpoint", help="the newest tree head as a C2SP checkpoint (signed note)")
+    p.add_argument("--verify", action="store_true", help="check its signature")
+    p.add_argument("--public-key", help="the public-key JSON you pinned (names the origin too)")
+    p.add_argument("--origin", help="the log's origin, when the key file is a PEM")
+    p.set_defaults(func=audit_checkpoint)
     p = sub.add_parser("public-key", help="the log's Ed25519 public key")
     p.add_argument("-o", "--output", help="also save it to this file (pin it: later checks take --public-key)")
     p.set_defaults(func=audit_public_key)

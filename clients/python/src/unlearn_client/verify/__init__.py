@@ -5,7 +5,8 @@ and deletion receipts, with the log's Ed25519 public key pinned by the user.
     key = load_public_key(open("audit-key.pem").read())
     verify_receipt(receipt, key)              # raises VerificationError naming the first failed check
 
-Trees follow RFC 6962 / RFC 9162 (unlearn_client.verify.merkle); the encodings are in canonical.py and keys.py.
+Trees follow RFC 6962 / RFC 9162 (merkle.py), checkpoints C2SP tlog-checkpoint (note.py); the encodings are in
+canonical.py and keys.py, what binds a receipt to its entries in binding.py.
 The service builds its log with these same modules, so a change to an encoding is made in one place.
 """
 
@@ -14,10 +15,12 @@ from typing import Any
 
 from unlearn_client.errors import VerificationError
 from unlearn_client.verify.checks import (
+    verify_checkpoint,
     verify_consistency_between,
     verify_consistency_document,
     verify_entry_hash,
     verify_entry_inclusion,
+    verify_entry_signature,
     verify_log,
     verify_receipt,
     verify_tree_head,
@@ -28,10 +31,12 @@ __all__ = [
     "VerificationError",
     "key_id_of",
     "load_public_key",
+    "verify_checkpoint",
     "verify_consistency_between",
     "verify_consistency_document",
     "verify_entry_hash",
     "verify_entry_inclusion",
+    "verify_entry_signature",
     "verify_log",
     "verify_receipt",
     "verify_receipt_with",

@@ -1,8 +1,8 @@
-"""Ed25519 public keys and the signatures of tree heads and receipts.
+"""Ed25519 public keys and the signatures of audit entries, tree heads and receipts.
 
-A signature covers a domain tag (so a tree-head signature can never pass as a receipt signature) followed by the
-canonical JSON of the signed object without its ``signature`` field. ``key_id`` is the hex sha256 of the raw
-32-byte public key.
+A signature covers a domain tag (so a tree-head signature can never pass as a receipt or entry signature) followed
+by the canonical JSON of the signed object without its ``signature`` field. ``key_id`` is the hex sha256 of the raw
+32-byte public key. An entry's signature covers its event (``EVENT_FIELDS``), behind ``ENTRY_DOMAIN``.
 """
 
 import base64
@@ -17,10 +17,11 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from unlearn_client.errors import VerificationError
-from unlearn_client.verify.canonical import canonical_json
+from unlearn_client.verify.canonical import EVENT_FIELDS, canonical_json
 
 TREE_HEAD_DOMAIN = b"unlearn-audit/tree-head/v1\n"
 RECEIPT_DOMAIN = b"unlearn-audit/receipt/v1\n"
+ENTRY_DOMAIN = b"unlearn-audit/entry/v1\n"
 
 
 def raw_public_key(public_key: Ed25519PublicKey) -> bytes:
@@ -65,6 +66,29 @@ def load_public_key(data: bytes | str | Mapping[str, Any] | Ed25519PublicKey) ->
 
 def signed_message(domain: bytes, document: Mapping[str, Any]) -> bytes:
     return domain + canonical_json({k: v for k, v in document.items() if k != "signature"})
+
+
+def event_message(event: Mapping[str, Any]) -> bytes:
+    """The bytes an entry's signature covers: ``ENTRY_DOMAIN`` + the canonical JSON of its ``EVENT_FIELDS``."""
+    missing = [f for f in EVENT_FIELDS if f not in event]
+    if missing:
+        raise VerificationError(f"event lacks fields {missing}")
+    return ENTRY_DOMAIN + canonical_json({f: event[f] for f in EVENT_FIELDS})
+
+
+def verify_event_signature(public_key: Ed25519PublicKey, entry: Mapping[str, Any]) -> None:
+    """Raise VerificationError unless ``entry["signature"]`` is this key's signature over the entry's event."""
+    signature = entry.get("signature")
+    if not isinstance(signature, str):
+        raise VerificationError("carries no signature")
+    try:
+        raw = base64.b64decode(signature, validate=True)
+    except binascii.Error as exc:
+        raise VerificationError("signature is not valid base64") from exc
+    try:
+        public_key.verify(raw, event_message(entry))
+    except InvalidSignature as exc:
+        raise VerificationError("signature is not the log key's signature over this content") from exc
 
 
 def verify_signature(public_key: Ed25519PublicKey, domain: bytes, document: Mapping[str, Any]) -> None:
