@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml clients/python/pyproject.toml
 
 install: $(STAMP)
 
-## Start the API on :8000 and one worker on embedded defaults (SQLite file, ./var/blobs, local Redis).
+## Start the API on :$PORT (default 8000) and one worker on embedded defaults (SQLite file, ./var/blobs, local Redis).
 run: install
 	bash scripts/run.sh
 

@@ -162,10 +162,10 @@ def get_audit_entry(
     return {"entry": document, "inclusion_proof": proof, "tree_head": tree.signed_tree_head(db, signer, size)}
 
 
-@router.get("/deletions/{request_id}/receipt")
-def receipt(db: LogDB, principal: Requester, signer: SignerDep, request_id: str) -> dict[str, Any]:
+@router.get("/deletions/{deletion_id}/receipt")
+def receipt(db: LogDB, principal: Requester, signer: SignerDep, deletion_id: str) -> dict[str, Any]:
     """The signed receipt of a deletion request: request, versions, evidence, audit entries with proofs."""
-    body = deletion_receipt(db, request_id=request_id, tenant_id=_visible_tenant(principal), signer=signer)
+    body = deletion_receipt(db, request_id=deletion_id, tenant_id=_visible_tenant(principal), signer=signer)
     if body is None:
-        raise NotFound(f"deletion request {request_id} not found")
+        raise NotFound(f"deletion request {deletion_id} not found")
     return body

@@ -1,5 +1,6 @@
-"""Structured JSON logs: one line per event, a dotted event name plus key/value fields, bound to the request id
-(API) or the job id (workers).
+"""Structured JSON logs: one line per event, a dotted event name plus key/value fields, bound to the HTTP request
+(API: `http_request_id`, the request's X-Request-ID) or the job id (workers). A deletion is `deletion_id` in fields;
+`http_request_id` never names one.
 
 Usage: `log_event(log, "deletion.requested", deletion_id=..., model_id=...)`. Never pass secrets or raw rows.
 `request_id_var` is set by the HTTP middleware for each request; `job_id_var` by the worker around each job, so
@@ -36,7 +37,7 @@ class JsonFormatter(logging.Formatter):
         }
         request_id = request_id_var.get()
         if request_id:
-            entry["request_id"] = request_id
+            entry["http_request_id"] = request_id
         job_id = job_id_var.get()
         if job_id:
             entry["job_id"] = job_id

@@ -83,11 +83,11 @@ def rows_and_claims(
 
 
 def _collect(found, rows: dict[str, int], claimed: list[dict[str, Any]]) -> None:
-    """Add (sample_id, row_index, tombstone request_id, tombstone state) results to ``rows`` and ``claimed``."""
-    for sample_id, row_index, request_id, state in found:
+    """Add (sample_id, row_index, tombstone's deletion id, tombstone state) results to ``rows`` and ``claimed``."""
+    for sample_id, row_index, deletion_id, state in found:
         rows[sample_id] = row_index
-        if request_id is not None:
-            claimed.append({"sample_id": sample_id, "request_id": request_id, "state": state})
+        if deletion_id is not None:
+            claimed.append({"sample_id": sample_id, "deletion_id": deletion_id, "state": state})
 
 
 def insert_request(session: Session, *, values: dict[str, Any], rows: dict[str, int]) -> None:

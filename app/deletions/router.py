@@ -72,7 +72,7 @@ def _create_deletion(request: Request, model_id: str, body: DeletionCreate, idem
         )
 
 
-@router.get("/deletions/{request_id}", response_model=DeletionOut)
-def get_deletion(request_id: str, db: DB, principal: Requester) -> DeletionOut:
+@router.get("/deletions/{deletion_id}", response_model=DeletionOut)
+def get_deletion(deletion_id: str, db: DB, principal: Requester) -> DeletionOut:
     """Status of a deletion request: stage, progress, versions, evidence, error."""
-    return service.deletion_out(service.get_deletion(db, principal=principal, request_id=request_id))
+    return service.deletion_out(service.get_deletion(db, principal=principal, request_id=deletion_id))

@@ -46,12 +46,12 @@ def _conflict(claimed: list[dict[str, Any]]) -> Conflict | None:
     if not claimed:
         return None
     conflicts = sorted(claimed, key=lambda c: c["sample_id"])
-    request_ids = sorted({c["request_id"] for c in conflicts})
+    deletion_ids = sorted({c["deletion_id"] for c in conflicts})
     return Conflict(
         f"sample ids already deleted or pending in another request: {_quote([c['sample_id'] for c in conflicts])} "
-        f"(covered by request {', '.join(request_ids[:MAX_NAMED_IN_DETAIL])})",
+        f"(covered by deletion {', '.join(deletion_ids[:MAX_NAMED_IN_DETAIL])})",
         conflicts=conflicts,
-        request_ids=request_ids,
+        deletion_ids=deletion_ids,
     )
 
 
