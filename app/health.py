@@ -6,12 +6,22 @@ import tempfile
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 from sqlalchemy import func, select, text
 
 from app.core.logging import log_event
 from app.core.metrics import LiveCollector, render_metrics
 
 router = APIRouter(tags=["health"])
+
+
+class Readiness(BaseModel):
+    # ok, or unavailable when any check failed.
+    status: str
+    # database, redis and storage: ok or error.
+    checks: dict[str, str]
+
+
 log = logging.getLogger("app.health")
 
 
@@ -40,7 +50,11 @@ def _check_storage(request: Request) -> None:
         os.unlink(name)
 
 
-@router.get("/readyz")
+@router.get(
+    "/readyz",
+    response_model=Readiness,
+    responses={503: {"model": Readiness, "description": "not ready: the checks say which dependency failed"}},
+)
 def readyz(request: Request) -> JSONResponse:
     """Readiness: the database, Redis and the blob store answer (503 when any does not)."""
     checks: dict[str, str] = {}
@@ -86,7 +100,11 @@ def _request_counts(request: Request) -> dict[str, int]:
     return counts
 
 
-@router.get("/metrics")
+@router.get(
+    "/metrics",
+    response_class=Response,
+    responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}, "description": "Prometheus text"}},
+)
 def metrics(request: Request) -> Response:
     """Prometheus text exposition: every process's metrics plus queue depth and open requests read now."""
     live = LiveCollector(

@@ -1,10 +1,12 @@
 """SQL for deletion requests and the tombstones that claim rows for them."""
 
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import and_, bindparam, insert, select
 from sqlalchemy.orm import Session
 
+from app.core.pagination import PageParams, time_ordered
 from app.datasets.orm import DatasetRow
 from app.deletions.orm import DeletionRequest, Tombstone
 from app.models.orm import Model
@@ -17,6 +19,34 @@ def get_request(session: Session, *, request_id: str, tenant_id: str) -> Deletio
     return session.scalar(
         select(DeletionRequest).where(DeletionRequest.id == request_id, DeletionRequest.tenant_id == tenant_id)
     )
+
+
+def list_requests(
+    session: Session,
+    *,
+    tenant_id: str,
+    model_id: str | None,
+    status: str | None,
+    since: datetime | None,
+    until: datetime | None,
+    params: PageParams,
+) -> tuple[list[DeletionRequest], str | None]:
+    """One page of the tenant's deletion requests (of one model when given), newest first; ``status`` and the
+    creation time (``since`` inclusive, ``until`` exclusive) filter them."""
+    stmt = select(DeletionRequest).where(DeletionRequest.tenant_id == tenant_id)
+    if model_id is not None:
+        stmt = stmt.where(DeletionRequest.model_id == model_id)
+    if status is not None:
+        stmt = stmt.where(DeletionRequest.status == status)
+    if since is not None:
+        stmt = stmt.where(DeletionRequest.created_at >= since)
+    if until is not None:
+        stmt = stmt.where(DeletionRequest.created_at < until)
+    return time_ordered(session, stmt, entity=DeletionRequest, params=params)
+
+
+def model_exists(session: Session, *, model_id: str, tenant_id: str) -> bool:
+    return session.scalar(select(Model.id).where(Model.id == model_id, Model.tenant_id == tenant_id)) is not None
 
 
 # The POST path's statements, built once: executing a prebuilt statement with parameters hits SQLAlchemy's

@@ -3,6 +3,7 @@ record the request. The caller commits, then enqueues the job."""
 
 import logging
 import uuid
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
@@ -13,6 +14,7 @@ from app.core.audit_hook import audit
 from app.core.db import utcnow
 from app.core.errors import Conflict, NotFound, Unprocessable
 from app.core.logging import log_event
+from app.core.pagination import Page, PageParams
 from app.core.security import Principal
 from app.deletions import repository
 from app.deletions.orm import DeletionRequest
@@ -124,6 +126,41 @@ def get_deletion(session: Session, *, principal: Principal, request_id: str) -> 
     if request is None:
         raise NotFound(f"deletion request {request_id} not found")
     return request
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    """A filter time in UTC; one without a zone is taken as UTC."""
+    if value is None:
+        return None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def list_deletions(
+    session: Session,
+    *,
+    principal: Principal,
+    model_id: str | None,
+    status: str | None,
+    since: datetime | None,
+    until: datetime | None,
+    params: PageParams,
+) -> Page[DeletionOut]:
+    """The tenant's deletion requests, newest first; 404 for a model the tenant does not have."""
+    if model_id is not None and not repository.model_exists(session, model_id=model_id, tenant_id=principal.tenant_id):
+        raise NotFound(f"model {model_id} not found")
+    since, until = _utc(since), _utc(until)
+    if since is not None and until is not None and since >= until:
+        raise Unprocessable(f"since ({since.isoformat()}) must be before until ({until.isoformat()})")
+    rows, cursor = repository.list_requests(
+        session,
+        tenant_id=principal.tenant_id,
+        model_id=model_id,
+        status=status,
+        since=since,
+        until=until,
+        params=params,
+    )
+    return Page[DeletionOut](items=[deletion_out(r) for r in rows], next_cursor=cursor, limit=params.limit)
 
 
 def deletion_out(request: DeletionRequest) -> DeletionOut:

@@ -122,6 +122,34 @@ def test_whole_user_path(service, files, tmp_path):
     )
     assert "REJECTED" in rejected.stderr
 
+    # Lists, every page: the data set, the model, its deletion and the audit entries about it.
+    assert dataset["id"] in [d["id"] for d in output(unlearn(service, "datasets", "list", "--all"))["items"]]
+    models = output(unlearn(service, "models", "list", "--dataset", dataset["id"], "--limit", "1", "--all"))
+    assert [m["id"] for m in models["items"]] == [model["id"]] and models["next_cursor"] is None
+    listed = output(unlearn(service, "deletions", "list", "--model", model["id"], "--status", "succeeded"))
+    assert [d["id"] for d in listed["items"]] == [deletion["id"]]
+    entries = output(unlearn(service, "audit", "log", "--deletion", deletion["id"], "--limit", "1", "--all"))
+    kinds = [e["event_type"] for e in entries["items"]]
+    assert kinds[0] == "deletion.requested" and "deletion.succeeded" in kinds
+    table = subprocess.run(
+        [sys.executable, "-m", "unlearn_client", "deletions", "list", "--model", model["id"]],
+        env=service.env,
+        capture_output=True,
+        text=True,
+        timeout=CLI_TIMEOUT_S,
+    )
+    assert table.returncode == 0 and table.stdout.split()[:3] == ["ID", "MODEL_ID", "STATUS"]
+    assert deletion["id"] in table.stdout
+
+    # The log, checked against the key pinned above: a signed head, and that the log only grew since it.
+    head_file = tmp_path / "head.json"
+    head = output(unlearn(service, "audit", "head", "--verify", "--public-key", str(key_file)))
+    head_file.write_text(json.dumps(head))
+    unlearn(service, "delete", model["id"], "user-40", "--wait", "--timeout", "240", "--poll", "0.2")
+    grown = unlearn(service, "audit", "consistency", str(head["tree_size"]), "--old-head", str(head_file),
+                    "--public-key", str(key_file))  # fmt: skip
+    assert output(grown)["second_size"] > head["tree_size"] and "saved head" in grown.stderr
+
     # Refusals: unknown ids (422) and ids already deleted (409) name the ids.
     unknown = unlearn(service, "delete", model["id"], "nobody-1", expect=1)
     assert "422" in unknown.stderr and "nobody-1" in unknown.stderr

@@ -22,6 +22,9 @@ from workers.engine.zoo import ArchSpec, load_model, prepare_inputs
 
 EVAL_CHUNK = 1024  # rows per forward pass when measuring
 COMMITMENT_TAG = b"unlearn-forget-commitment-v1"
+# Fixed bins of the loss histograms, in log10(loss): 1e-4 .. 10**1.5 in quarter decades (22 bins); losses below
+# the first edge count in the first bin, above the last edge in the last. Counts only, never per-row values.
+HIST_LOG10_EDGES = tuple(-4.0 + 0.25 * i for i in range(23))
 
 
 @torch.no_grad()
@@ -82,6 +85,14 @@ def membership_auc(forget_losses: Tensor, holdout_losses: Tensor) -> float:
     return float(u / (f.numel() * h.numel()))
 
 
+def loss_histogram(losses: Tensor) -> list[int]:
+    """Counts of per-sample losses in the HIST_LOG10_EDGES bins (a fixed layout, so histograms compare)."""
+    edges = torch.tensor(HIST_LOG10_EDGES[1:-1], dtype=torch.float64)  # (21,) inner edges
+    logs = losses.double().flatten().clamp_min(1e-30).log10()  # (N,)
+    index = torch.bucketize(logs, edges, right=True)  # (N,) bin 0..21
+    return [int(c) for c in torch.bincount(index, minlength=len(HIST_LOG10_EDGES) - 1)]
+
+
 def param_distance(a: dict[str, Tensor], b: dict[str, Tensor]) -> float:
     """L2 distance over the floating-point tensors shared by two state_dicts (buffers included)."""
     total = 0.0
@@ -137,11 +148,13 @@ def snapshot(
         "retained_sample": _summary(r_loss, r_ok),
         "holdout": None,
         "membership_auc": None,
+        "loss_histogram": {"log10_edges": list(HIST_LOG10_EDGES), "forget": loss_histogram(f_loss), "holdout": None},
     }
     if holdout is not None and holdout[1].shape[0] > 0:
         h_loss, h_ok = losses(holdout)
         out["holdout"] = _summary(h_loss, h_ok)
         out["membership_auc"] = membership_auc(f_loss, h_loss)
+        out["loss_histogram"]["holdout"] = loss_histogram(h_loss)
     return out
 
 

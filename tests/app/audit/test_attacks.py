@@ -61,7 +61,7 @@ def seed_deletion(service) -> str:
 
 
 def all_entries(service) -> list[dict]:
-    return service.client.get("/v1/audit", params={"limit": 1000}).json()["entries"]
+    return service.client.get("/v1/audit", params={"limit": 1000}).json()["items"]
 
 
 def assert_refused(resp, kind: str, words: str = "") -> None:

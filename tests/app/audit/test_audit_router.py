@@ -32,12 +32,13 @@ def public_key(client):
 
 
 def all_pages(client, **params):
-    entries, after = [], 0
-    while after is not None:
-        page = client.get("/v1/audit", params=params | {"after_seq": after, "limit": 7}).json()
-        entries += page["entries"]
-        after = page["next_after_seq"]
-    return entries
+    entries, cursor = [], None
+    while True:
+        page = client.get("/v1/audit", params=params | {"limit": 7} | ({"cursor": cursor} if cursor else {})).json()
+        entries += page["items"]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            return entries
 
 
 def assert_problem(resp, status):
@@ -61,7 +62,7 @@ def test_whole_log_verifies_and_tenants_see_their_own(client, root_client, make_
     assert [e["event_type"] for e in mine].count("apikey.created") >= 3
     assert all("unl_" not in json.dumps(e) for e in everything)  # no raw key anywhere in the log
     assert_problem(client.get("/v1/audit", params={"limit": 0}), 422)
-    assert_problem(client.get("/v1/audit", params={"after_seq": -1}), 422)
+    assert_problem(client.get("/v1/audit", params={"cursor": "not-a-cursor"}), 422)
     assert_problem(client.get("/v1/audit", headers={"Authorization": ""}), 401)
 
 
