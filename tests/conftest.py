@@ -112,6 +112,7 @@ def settings(
         "UNLEARN_STORAGE_DIR": str(tmp_path / "blobs"),
         "UNLEARN_BOOTSTRAP_ADMIN_KEY": admin_key,
         "UNLEARN_AUDIT_KEY_PATH": str(tmp_path / "audit-signing-key.pem"),
+        "UNLEARN_ID_KEY_PATH": str(tmp_path / "id-hash-key"),
         "UNLEARN_DEVICE": "cpu",
     }
     for name, value in env.items():

@@ -27,6 +27,7 @@ from app.audit.orm import AuditEntry
 from app.audit.receipt import build_receipt
 from app.audit.signing import Signer
 from app.core.db import utcnow
+from app.core.idhash import get_id_hasher
 from app.deletions.orm import DeletionRequest
 from app.models.orm import ModelVersion
 
@@ -136,6 +137,7 @@ _REQUEST_COLUMNS = (
     "requester",
     "error",
     "sample_ids",
+    "sample_ids_sha256",
     "evidence",
     "created_at",
     "started_at",
@@ -176,8 +178,11 @@ def deletion_receipt(
         audit.append(
             {"entry": entry_document(entry), "inclusion_proof": tree.inclusion_proof(session, seq=entry.seq, size=size)}
         )
+    columns = {c: getattr(request, c) for c in _REQUEST_COLUMNS}
+    if request.sample_ids_sha256:  # the salt is derived from the service's key, never stored
+        columns["commitment_salt"] = get_id_hasher().request_salt(request.id).hex()
     return build_receipt(
-        request={c: getattr(request, c) for c in _REQUEST_COLUMNS},
+        request=columns,
         base_version=_version(session, request.model_id, request.base_version),
         result_version=_version(session, request.model_id, request.result_version),
         audit=audit,
