@@ -78,7 +78,7 @@ def _create_deletion(request: Request, model_id: str, body: DeletionCreate, idem
 
 
 def with_salt(response: JSONResponse) -> JSONResponse:
-    """A replayed response with the request's commitment salt put back (it is derived, never stored)."""
+    """A replayed response (deletion or erasure) with its commitment salt put back (derived, never stored)."""
     body = json.loads(response.body)
     body["commitment_salt"] = service.commitment_salt(body["id"], body.get("sample_ids_sha256"))
     headers = {k: v for k, v in response.headers.items() if k.lower() not in ("content-length", "content-type")}

@@ -44,12 +44,12 @@ def ids_commitment(ids: list[str], salt: bytes) -> str:
     return commit_sample_ids(ids, salt)
 
 
-def _quote(ids: list[str]) -> str:
+def quote_ids(ids: list[str]) -> str:
     shown = ", ".join(ids[:MAX_NAMED_IN_DETAIL])
     return shown + (f" and {len(ids) - MAX_NAMED_IN_DETAIL} more" if len(ids) > MAX_NAMED_IN_DETAIL else "")
 
 
-def _conflict(claimed: list[dict[str, Any]]) -> Conflict | None:
+def conflict_problem(claimed: list[dict[str, Any]]) -> Conflict | None:
     if not claimed:
         return None
     conflicts = sorted(claimed, key=lambda c: c["sample_id"])
@@ -57,7 +57,7 @@ def _conflict(claimed: list[dict[str, Any]]) -> Conflict | None:
     covered = f" (covered by request {', '.join(request_ids[:MAX_NAMED_IN_DETAIL])})" if request_ids else ""
     return Conflict(
         f"sample ids already deleted, erased or pending in another request: "
-        f"{_quote([c['sample_id'] for c in conflicts])}{covered}",
+        f"{quote_ids([c['sample_id'] for c in conflicts])}{covered}",
         conflicts=conflicts,
         request_ids=request_ids,
     )
@@ -115,9 +115,9 @@ def create_deletion(
         erased_ids = {c["sample_id"] for c in erased}
         unknown = [sid for sid in unknown if sid not in erased_ids]
         if unknown:
-            raise Unprocessable(f"unknown sample ids: {_quote(unknown)}", unknown_ids=unknown)
+            raise Unprocessable(f"unknown sample ids: {quote_ids(unknown)}", unknown_ids=unknown)
         claimed = [*claimed, *erased]
-    if conflict := _conflict(claimed):
+    if conflict := conflict_problem(claimed):
         raise conflict
     hashed = hasher.hash_ids(principal.tenant_id, ids)
     rows = {h: found[sid] for sid, h in zip(ids, hashed, strict=True)}
@@ -145,7 +145,7 @@ def create_deletion(
         # Another request claimed some of these rows between the check and the insert.
         session.rollback()
         _, claimed = repository.rows_and_claims(session, dataset_id=dataset_id, model_id=model_id, sample_ids=ids)
-        raise _conflict(claimed) or Conflict("rows were claimed concurrently") from None
+        raise conflict_problem(claimed) or Conflict("rows were claimed concurrently") from None
     audit(
         session,
         actor=principal.key_id,
