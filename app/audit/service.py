@@ -181,6 +181,10 @@ def deletion_receipt(
     columns = {c: getattr(request, c) for c in _REQUEST_COLUMNS}
     if request.sample_ids_sha256:  # the salt is derived from the service's key, never stored
         columns["commitment_salt"] = get_id_hasher().request_salt(request.id).hex()
+    else:  # made before salted commitments: the unsalted one it was logged with (its ids may be hashed by now)
+        requested = [a["entry"] for a in audit if a["entry"]["event_type"] == "deletion.requested"]
+        if requested:
+            columns["sample_ids_sha256"] = (requested[0]["evidence"] or {}).get("sample_ids_sha256")
     return build_receipt(
         request=columns,
         base_version=_version(session, request.model_id, request.base_version),

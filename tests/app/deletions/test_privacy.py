@@ -67,3 +67,20 @@ def test_a_request_stores_keyed_hashes_and_opens_with_its_salt(app, client, jobs
     verify_receipt(receipt, load_public_key(client.get("/v1/audit/public-key").json()["public_key_pem"]))
     logged = client.get("/v1/audit", params={"request_id": body["id"]}).json()["entries"]
     assert logged[0]["evidence"]["sample_ids_sha256"] == body["sample_ids_sha256"]
+
+
+def test_a_request_from_before_salted_commitments_keeps_a_verifying_receipt_once_hashed(app, client, tenant):
+    """A compaction hashes the plain ids such a request held; its receipt then carries the commitment it was
+    logged with (unsalted, no salt to show)."""
+    from app.audit.canonical import commit_sample_ids as unsalted
+    from tests.app.audit.test_audit_router import _seed_deletion
+
+    request_id = _seed_deletion(app, tenant["id"])
+    with app.state.sessionmaker() as session:
+        request = session.get(DeletionRequest, request_id)
+        request.sample_ids = get_id_hasher().hash_ids(tenant["id"], request.sample_ids)
+        session.commit()
+    receipt = client.get(f"/v1/deletions/{request_id}/receipt").json()
+    assert receipt["request"]["sample_ids_sha256"] == unsalted(["u-1", "u-9"])
+    assert receipt["request"]["commitment_salt"] is None and receipt["request"]["sample_count"] == 2
+    verify_receipt(receipt, load_public_key(client.get("/v1/audit/public-key").json()["public_key_pem"]))
