@@ -152,12 +152,16 @@ def _hash_old_requests(session: Session, dataset_id: str) -> int:
     return hashed
 
 
-def _point_caches(session: Session, p: Plan, caches: list[CacheRewrite]) -> tuple[list[str], list[tuple[str, int]]]:
+def _point_caches(
+    session: Session, p: Plan, caches: list[CacheRewrite]
+) -> tuple[list[str], list[tuple[str, int]], int]:
     """Move the versions to their rewritten caches; drop caches recorded after the rewrite was planned.
 
-    Returns (cache blobs to delete, (model id, version) whose cache was dropped)."""
+    Returns (cache blobs to delete: the old ones and rewrites left unused, (model id, version) whose cache was
+    dropped, how many versions moved to a rewritten cache)."""
     rewritten = {c.version_pk: c for c in caches}
     old: list[str] = []
+    used: set[str] = set()
     dropped: list[tuple[str, int]] = []
     current = session.execute(
         select(ModelVersion.id, ModelVersion.model_id, ModelVersion.version, ModelVersion.grad_cache_sha256).where(
@@ -177,7 +181,10 @@ def _point_caches(session: Session, p: Plan, caches: list[CacheRewrite]) -> tupl
         old.append(sha)
         if new is None:
             dropped.append((model_id, version))
-    return old, dropped
+        else:
+            used.add(new)
+    unused = sorted({c.new_sha for c in caches if c.new_sha} - used)
+    return old + unused, dropped, len(current) - len(dropped)
 
 
 def switch(
@@ -195,7 +202,7 @@ def switch(
     now = utcnow()
     _hash_rows(session, p, now)
     hashed_requests = _hash_old_requests(session, p.dataset_id)
-    old_caches, dropped = _point_caches(session, p, caches)
+    old_caches, dropped, rewritten = _point_caches(session, p, caches)
     remaining = plan(session, p.dataset_id)
     dataset = session.get(Dataset, p.dataset_id)
     dataset.blob_sha256 = to_blob
@@ -220,7 +227,7 @@ def switch(
         "to_sha256": to_blob,
         "rows_erased": len(p.rows),
         "rows_remaining": dataset.num_rows,
-        "caches_rewritten": len(old_caches) - len(dropped),
+        "caches_rewritten": rewritten,
         "caches_dropped": len(dropped),
         "requests_hashed": hashed_requests,
     }

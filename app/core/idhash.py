@@ -146,4 +146,4 @@ def _hasher_for(path: str) -> IdHasher:
 
 def get_id_hasher() -> IdHasher:
     """The hasher of Settings.id_key_path (loaded, or generated, once per process and path)."""
-    return _hasher_for(str(Path(get_settings().id_key_path).resolve()))
+    return _hasher_for(str(get_settings().id_key_path))

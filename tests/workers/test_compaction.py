@@ -255,3 +255,20 @@ def test_a_cache_computed_before_a_compaction_is_not_recorded_after_it(settings,
     assert v2.grad_cache_sha256 is None, "a cache over the old row positions must not be recorded"
     monkeypatch.undo()
     assert refresh_cache(model_id, 2)["rows"] == rows - 2
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+def test_a_cache_recorded_after_the_rewrite_is_dropped_by_the_switch(settings, monkeypatch):
+    rows = ROWS + 6  # a blob of its own: other data sets of the module's database share none
+    tenant = f.make_tenant()
+    dataset_id = f.make_dataset(tenant, rows=rows)
+    model_id = f.trained_model(tenant, dataset_id, unlearn_defaults=f.MOVING_UPDATE)
+    _delete(tenant, model_id, [0])
+    refresh_cache(model_id, 2)
+    cache_sha = f.versions(model_id)[-1].grad_cache_sha256
+    monkeypatch.setattr(compact, "_rewrite_caches", lambda p, drop, compaction_id: [])  # saw no cache yet
+    result = compact.compact_dataset(dataset_id)
+    assert (result["caches_dropped"], result["caches_rewritten"]) == (1, 0)
+    assert result["dropped_caches"] == [(model_id, 2)]
+    assert f.versions(model_id)[-1].grad_cache_sha256 is None, "its covered mask names the old positions"
+    assert not BlobStore(get_settings().storage_dir).exists(cache_sha)
