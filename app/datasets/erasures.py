@@ -14,7 +14,7 @@ import uuid
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -89,7 +89,7 @@ def create_erasure(
         session.rollback()
         raise Conflict("some of these rows were claimed by another request at the same time; retry") from None
     if not children:  # nothing left to delete from any model: the compaction can erase the rows now
-        session.execute(update(Dataset).where(Dataset.id == dataset_id).values(compact_after=now))
+        repository.mark_compaction_due(session, dataset_id=dataset_id, at=now)
     audit(
         session,
         actor=principal.key_id,

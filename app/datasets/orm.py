@@ -83,7 +83,7 @@ class ErasureDeletion(Base):
     __tablename__ = "erasure_deletions"
 
     erasure_id: Mapped[str] = mapped_column(ForeignKey("dataset_erasures.id", ondelete="CASCADE"), primary_key=True)
-    request_id: Mapped[str] = mapped_column(ForeignKey("deletion_requests.id"), primary_key=True)
+    request_id: Mapped[str] = mapped_column(ForeignKey("deletion_requests.id", ondelete="CASCADE"), primary_key=True)
 
 
 class DatasetCompaction(Base):

@@ -1,15 +1,16 @@
-"""Data set endpoints: register (multipart upload), read metadata, erase samples (from every model and the file)."""
+"""Data set endpoints: register (multipart upload), read metadata, remove, erase samples (from every model and
+the stored file)."""
 
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Request
+from fastapi import APIRouter, Header, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from app.core.deps import DB, Jobs, Operator, Reader, Requester, SettingsDep, Store, after_commit_enqueue
 from app.core.errors import COMMON_ERRORS, problem_responses
 from app.core.idhash import get_id_hasher
 from app.core.uploads import form_file, form_text, read_form, spool_upload
-from app.datasets import erasures, service
+from app.datasets import erasures, removal, service
 from app.datasets.schemas import DatasetOut, ErasureCreate, ErasureOut
 from app.deletions.router import with_salt
 from app.keys.idempotency import Created, fingerprint, run_create
@@ -94,6 +95,14 @@ def get_dataset(dataset_id: str, db: DB, principal: Reader) -> DatasetOut:
     """Data set metadata: counts, shapes, classes, sha256, deleted rows."""
     dataset = service.get_dataset(db, principal=principal, dataset_id=dataset_id)
     return service.dataset_out(db, dataset=dataset)
+
+
+@router.delete("/datasets/{dataset_id}", status_code=204, response_class=Response)
+def delete_dataset(dataset_id: str, db: DB, principal: Operator, store: Store) -> Response:
+    """Remove a data set: its blob and its rows. 409 while models trained on it exist (remove them first)."""
+    removal.remove_dataset(db, principal=principal, dataset_id=dataset_id, store=store)
+    db.commit()
+    return Response(status_code=204)
 
 
 @router.post("/datasets/{dataset_id}/erasures", status_code=202, response_model=ErasureOut)

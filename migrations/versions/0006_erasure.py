@@ -60,7 +60,10 @@ def upgrade() -> None:
             ondelete="CASCADE",
         ),
         sa.ForeignKeyConstraint(
-            ["request_id"], ["deletion_requests.id"], name=op.f("fk_erasure_deletions_request_id_deletion_requests")
+            ["request_id"],
+            ["deletion_requests.id"],
+            name=op.f("fk_erasure_deletions_request_id_deletion_requests"),
+            ondelete="CASCADE",
         ),
         sa.PrimaryKeyConstraint("erasure_id", "request_id", name=op.f("pk_erasure_deletions")),
     )
