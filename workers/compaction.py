@@ -9,8 +9,11 @@ ready model) an erasure named it. The switch transaction then, with the data set
   the plain ids that requests made before keyed hashes still hold;
 - points the data set at the new blob and the models' versions at their rewritten gradient caches (dropping a
   cache it did not rewrite: one recorded after the plan was read);
-- records the compaction as ``switched`` with the blobs to delete, finishes the erasures whose rows are now all
-  erased, and appends ``dataset.compacted`` (and ``erasure.completed``) to the audit log.
+- records the compaction as ``switched`` with the blobs to delete, and appends ``dataset.compacted`` to the
+  audit log.
+
+Once the old blobs are deleted, ``finish_erasures`` marks the erasures whose rows are all erased as finished
+(``erasure.completed``): an erasure reports success only when the old file is gone too.
 
 Row numbers never change (workers.datastore): only the blob and what is indexed by position are rewritten.
 """
@@ -210,14 +213,6 @@ def switch(
     dataset.num_rows = p.num_rows - len(p.rows)
     dataset.erased_rows = (dataset.erased_rows or 0) + len(p.rows)
     dataset.compact_after = now if remaining is not None and remaining.rows else None
-    erased_now = set(p.erased.tolist()) | set(p.rows)
-    finished = []
-    for erasure in session.execute(
-        select(DatasetErasure).where(DatasetErasure.dataset_id == p.dataset_id, DatasetErasure.finished_at.is_(None))
-    ).scalars():
-        if set(erasure.row_indexes) <= erased_now:
-            erasure.finished_at = now
-            finished.append(erasure.id)
     record = session.get(DatasetCompaction, compaction_id)
     record.state = "switched"
     record.old_blobs = [p.blob_sha256, *old_caches]
@@ -231,25 +226,43 @@ def switch(
         "caches_dropped": len(dropped),
         "requests_hashed": hashed_requests,
     }
-    entries = [
-        {
-            "event_type": "dataset.compacted",
-            "tenant_id": p.tenant_id,
-            "refs": {"dataset_id": p.dataset_id, "compaction_id": compaction_id},
-            "evidence": evidence,
-        }
-    ]
-    entries += [
-        {
-            "event_type": "erasure.completed",
-            "tenant_id": p.tenant_id,
-            "refs": {"erasure_id": erasure_id, "dataset_id": p.dataset_id, "compaction_id": compaction_id},
-            "evidence": {},
-        }
-        for erasure_id in finished
-    ]
-    audit_many(session, entries)
-    return {**evidence, "erasures_finished": finished, "dropped_caches": dropped}
+    entry = {
+        "event_type": "dataset.compacted",
+        "tenant_id": p.tenant_id,
+        "refs": {"dataset_id": p.dataset_id, "compaction_id": compaction_id},
+        "evidence": evidence,
+    }
+    audit_many(session, [entry])
+    return {**evidence, "dropped_caches": dropped}
+
+
+def finish_erasures(session: Session, *, dataset_id: str, compaction_id: str) -> list[str]:
+    """Mark the data set's erasures whose rows are all erased as finished, with ``erasure.completed`` entries
+    (the caller commits, once the compaction's old blobs are deleted). Returns their ids."""
+    erased = set(row_space(session, dataset_id)[1].tolist())
+    tenant_id = session.scalar(select(Dataset.tenant_id).where(Dataset.id == dataset_id))
+    now = utcnow()
+    finished = []
+    for erasure in session.execute(
+        select(DatasetErasure).where(DatasetErasure.dataset_id == dataset_id, DatasetErasure.finished_at.is_(None))
+    ).scalars():
+        if set(erasure.row_indexes) <= erased:
+            erasure.finished_at = now
+            finished.append(erasure.id)
+    session.flush()
+    audit_many(
+        session,
+        [
+            {
+                "event_type": "erasure.completed",
+                "tenant_id": tenant_id,
+                "refs": {"erasure_id": erasure_id, "dataset_id": dataset_id, "compaction_id": compaction_id},
+                "evidence": {},
+            }
+            for erasure_id in finished
+        ],
+    )
+    return finished
 
 
 def clear_due(session: Session, dataset_id: str) -> bool:

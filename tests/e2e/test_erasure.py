@@ -13,7 +13,8 @@ from app.audit.commitments import check_sample_ids
 from app.audit.signing import load_public_key
 from app.audit.verify import verify_receipt
 from app.core.config import get_settings
-from app.core.db import Base
+from app.core.db import Base, session_scope
+from app.datasets.orm import DatasetCompaction
 from tests.e2e.test_service import ARCH, RECIPE, poll
 from tests.helpers import digits_arrays, digits_safetensors, upload_dataset
 from tests.workers import factories as f
@@ -63,7 +64,21 @@ def _delete(client, model_id, ids, **extra):
 
 
 def _erased(client, dataset_id, count):
-    return poll(client, f"/v1/datasets/{dataset_id}", lambda b: b["erased_count"] >= count, timeout=120)
+    """The data set once `count` rows are erased and its compactions have finished (old blobs deleted)."""
+    meta = poll(client, f"/v1/datasets/{dataset_id}", lambda b: b["erased_count"] >= count, timeout=120)
+    f.wait_for(lambda: not _compacting(dataset_id), timeout=60, what="the compaction's last step")
+    return meta
+
+
+def _compacting(dataset_id) -> list[str]:
+    with session_scope() as session:
+        return list(
+            session.scalars(
+                select(DatasetCompaction.id).where(
+                    DatasetCompaction.dataset_id == dataset_id, DatasetCompaction.state.in_(("writing", "switched"))
+                )
+            )
+        )
 
 
 def test_deleted_rows_leave_storage_and_database(client, app, workers, monkeypatch):

@@ -15,8 +15,9 @@ at a time (its own lock). The steps, and what a crash after each leaves:
 4. one transaction (workers.compaction.switch) moves the data set, its rows and the versions' caches to the new
    blobs, and marks the record ``switched``. A crash before its commit changes nothing; after it, the data is
    erased from what the database names;
-5. delete the old blob and caches (unless something else still names them) and mark the record ``done``. A crash
-   before that leaves a ``switched`` record: the next run deletes them.
+5. delete the old blob and caches (unless something else still names them), then mark the record ``done`` and
+   the erasures whose rows are all gone finished (``erasure.completed``). A crash before that leaves a
+   ``switched`` record: the next run deletes them and finishes the erasures.
 """
 
 from __future__ import annotations
@@ -81,10 +82,10 @@ def _compact(p: Plan) -> dict:
             return {"dataset_id": p.dataset_id, "rows": 0, "skipped": str(exc)}
     finally:
         locks.release()
-    finish(compaction_id)
+    finished = finish(compaction_id)
     event("dataset.compacted", dataset_id=p.dataset_id, rows=len(p.rows), sha256=to_blob)
     _refresh(result["dropped_caches"])
-    return {"dataset_id": p.dataset_id, "rows": len(p.rows), "sha256": to_blob, **result}
+    return {"dataset_id": p.dataset_id, "rows": len(p.rows), "sha256": to_blob, **result, "erasures_finished": finished}
 
 
 def _write_blob(p: Plan, drop: list[int]) -> tuple[str, int, str]:
@@ -154,19 +155,25 @@ def _rewrite_caches(p: Plan, drop: torch.Tensor, compaction_id: str) -> list[Cac
     return out
 
 
-def finish(compaction_id: str) -> None:
-    """Step 5: delete the blobs the switch left behind; the record becomes ``done``."""
+def finish(compaction_id: str) -> list[str]:
+    """Step 5: delete the blobs the switch left behind; the record becomes ``done`` and the erasures whose rows
+    are all gone finish, in one transaction. Returns the ids of the erasures finished."""
     with session_scope() as session:
         record = session.get(DatasetCompaction, compaction_id)
-        old = list(record.old_blobs or []) if record is not None and record.state == "switched" else []
+        if record is None or record.state != "switched":
+            return []
+        old, dataset_id = list(record.old_blobs or []), record.dataset_id
     for sha in old:
         delete_blob_if_unused(sha)
     with session_scope() as session:
-        session.execute(
+        done = session.execute(
             update(DatasetCompaction)
             .where(DatasetCompaction.id == compaction_id, DatasetCompaction.state == "switched")
             .values(state="done", finished_at=utcnow())
-        )
+        ).rowcount
+        if not done:
+            return []
+        return compaction.finish_erasures(session, dataset_id=dataset_id, compaction_id=compaction_id)
 
 
 def abandon(compaction_id: str, *, reason: str) -> None:
