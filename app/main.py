@@ -11,6 +11,7 @@ from sqlalchemy.orm import sessionmaker
 from app import health
 from app.audit.router import init_signer
 from app.audit.router import router as audit_router
+from app.console.router import install_console
 from app.core.config import Settings, get_settings
 from app.core.db import make_engine
 from app.core.deps import JobQueue
@@ -86,6 +87,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(deletions_router)
     app.include_router(audit_router)
     install_docs(app)
+    install_console(app)
     _extend_openapi(app)
     return app
 

@@ -11,7 +11,7 @@ import threading
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, Path, Query, Request
-from fastapi.responses import PlainTextResponse
+from fastapi.responses import JSONResponse, PlainTextResponse
 from sqlalchemy.orm import Session
 
 from app.audit import checkpoint, outbox, repository, tree
@@ -24,6 +24,9 @@ from app.core.errors import NotFound, Unprocessable, problem_responses
 from app.core.pagination import DEFAULT_LIMIT, MAX_CURSOR_CHARS, Page, PageParams
 from app.core.security import Principal
 
+# Signed documents are rendered by json.dumps (response_class=JSONResponse), which writes every number as Python's
+# repr, exactly as the canonical form does: a verifier that keeps number text (the web console's) can recompute
+# hashes and signatures from the bytes served. FastAPI's default fast path writes floats its own way (1e-5 for 1e-05).
 MAX_SEQ = 2**62  # larger sequence numbers or tree sizes are refused with 422, not looked up
 router = APIRouter(prefix="/v1", tags=["audit"])
 MAX_PAGE = 1000  # entries per page of GET /v1/audit
@@ -82,7 +85,7 @@ def audit_page_params(
     return PageParams(limit=limit, cursor=cursor)
 
 
-@router.get("/audit", response_model=Page[AuditEntryOut])
+@router.get("/audit", response_model=Page[AuditEntryOut], response_class=JSONResponse)
 def list_audit_entries(
     db: LogDB,
     principal: Reader,
@@ -108,7 +111,7 @@ def get_public_key(signer: SignerDep) -> dict[str, str]:
     }
 
 
-@router.get("/audit/tree-head")
+@router.get("/audit/tree-head", response_class=JSONResponse)
 def get_tree_head(
     db: LogDB, _principal: Reader, signer: SignerDep, size: Annotated[int | None, Query(ge=0, le=MAX_SEQ)] = None
 ) -> dict[str, Any]:
@@ -132,7 +135,7 @@ def get_checkpoint(db: DB, signer: SignerDep) -> PlainTextResponse:
     return PlainTextResponse(note, media_type="text/plain; charset=utf-8", headers={"Cache-Control": "no-store"})
 
 
-@router.get("/audit/consistency")
+@router.get("/audit/consistency", response_class=JSONResponse)
 def get_consistency(
     db: LogDB,
     _principal: Reader,
@@ -150,7 +153,7 @@ def get_consistency(
     return proof | {"tree_head": tree.signed_tree_head(db, signer, second)}
 
 
-@router.get("/audit/{seq}", responses=problem_responses(404))
+@router.get("/audit/{seq}", response_class=JSONResponse, responses=problem_responses(404))
 def get_audit_entry(
     db: LogDB, principal: Reader, signer: SignerDep, seq: Annotated[int, Path(ge=1, le=MAX_SEQ)]
 ) -> dict[str, Any]:
@@ -166,7 +169,7 @@ def get_audit_entry(
     return {"entry": document, "inclusion_proof": proof, "tree_head": tree.signed_tree_head(db, signer, size)}
 
 
-@router.get("/deletions/{deletion_id}/receipt", responses=problem_responses(404))
+@router.get("/deletions/{deletion_id}/receipt", response_class=JSONResponse, responses=problem_responses(404))
 def get_receipt(db: LogDB, principal: Requester, signer: SignerDep, deletion_id: str) -> dict[str, Any]:
     """The signed receipt of a deletion request: request, versions, evidence, audit entries with proofs."""
     body = deletion_receipt(db, request_id=deletion_id, tenant_id=_visible_tenant(principal), signer=signer)

@@ -118,7 +118,9 @@ def delete_dataset(dataset_id: str, db: DB, principal: Operator, store: Store) -
     return Response(status_code=204)
 
 
-@router.post("/datasets/{dataset_id}/erasures", status_code=202, response_model=ErasureOut)
+@router.post(
+    "/datasets/{dataset_id}/erasures", status_code=202, response_model=ErasureOut, responses=problem_responses(409)
+)
 def create_erasure(
     dataset_id: str,
     body: ErasureCreate,

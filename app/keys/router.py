@@ -4,7 +4,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Header, Request, Response
 
-from app.core.deps import DB, Admin, SettingsDep
+from app.core.deps import DB, Admin, Reader, SettingsDep
 from app.core.errors import COMMON_ERRORS, problem_responses
 from app.core.pagination import Page, Paging
 from app.keys import service
@@ -64,6 +64,12 @@ def create_key(
         settings=settings,
         work=work,
     )
+
+
+@router.get("/keys/current", response_model=KeyOut)
+def get_current_key(db: DB, principal: Reader) -> KeyOut:
+    """The key this request is signed with: its name, role and tenant (what a client may do with it)."""
+    return _key_out(service.get_key(db, key_id=principal.key_id))
 
 
 @router.get("/keys", response_model=Page[KeyOut])

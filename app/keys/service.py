@@ -84,6 +84,13 @@ def list_keys(
     return repository.list_keys(session, tenant_id=target, params=params)
 
 
+def get_key(session: Session, *, key_id: str) -> ApiKey:
+    key = repository.get_key(session, key_id=key_id, tenant_id=None)
+    if key is None:
+        raise NotFound(f"API key {key_id} not found")
+    return key
+
+
 def revoke_key(session: Session, *, principal: Principal, key_id: str) -> None:
     """Revoke a key; 409 for the last platform admin key (admin of the default tenant), whose loss would leave
     no one able to create tenants or keys."""

@@ -206,3 +206,23 @@ def test_checkpoint_is_checked_under_the_pinned_origin(run_cli, log_service, tmp
         handler, "audit", "checkpoint", "--verify", "--public-key", str(pem), "--origin", "other.example/log"
     )
     assert code == 4 and "no signature by the log's key under 'other.example/log'" in err
+
+
+def test_erase_waits_for_the_erasure_to_reach_storage(run_cli):
+    answers = iter(
+        [
+            httpx.Response(202, json={"id": "e1", "status": "running", "stage": "deleting", "progress": 0.0}),
+            httpx.Response(200, json={"id": "e1", "status": "running", "stage": "compacting", "progress": 0.5}),
+            httpx.Response(200, json={"id": "e1", "status": "succeeded", "stage": "erased", "progress": 1.0}),
+        ]
+    )
+    seen = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append((request.method, request.url.path))
+        return next(answers)
+
+    code, out, err = run_cli(handler, "--json", "datasets", "erase", "ds1", "user-1", "user-2", "--wait")
+    assert code == 0 and json.loads(out)["stage"] == "erased"
+    assert seen == [("POST", "/v1/datasets/ds1/erasures"), ("GET", "/v1/erasures/e1"), ("GET", "/v1/erasures/e1")]
+    assert "compacting" in err and "100%" in err

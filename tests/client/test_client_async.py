@@ -61,7 +61,7 @@ def test_async_iteration_walks_every_page():
 
     async def run():
         async with client_for(handler) as client:
-            return [e["seq"] async for e in client.iter_audit(deletion_id="d1", limit=2)]
+            return [e["seq"] async for e in client.iterate(client.list_audit, deletion_id="d1", limit=2)]
 
     assert asyncio.run(run()) == [1, 2, 3]
 

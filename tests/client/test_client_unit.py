@@ -119,7 +119,7 @@ def test_lists_follow_next_cursor_with_the_same_filters():
         return httpx.Response(200, json=pages[params.get("cursor")])
 
     with client_for(handler) as client:
-        ids = [d["id"] for d in client.iter_deletions(model_id="m 1", status="succeeded", limit=2)]
+        ids = [d["id"] for d in client.iterate(client.list_deletions, model_id="m 1", status="succeeded", limit=2)]
         first = client.list_deletions(model_id="m 1", status="succeeded", limit=2)
     assert ids == ["d3", "d2", "d1"]
     assert first["next_cursor"] == "c1"

@@ -182,6 +182,9 @@ def test_project_builds_from_what_the_image_copies(dockerfile, tmp_path):
     with zipfile.ZipFile(wheel) as zf:
         names = set(zf.namelist())
     assert {"app/main.py", "app/audit/signing.py", "workers/__main__.py"} <= names
+    console = {n for n in names if n.startswith("app/console/static/")}
+    shipped = {str(p.relative_to(ROOT)) for p in (ROOT / "app/console/static").rglob("*") if p.is_file()}
+    assert console == shipped, "the web console's files are in the installed package"
     assert not any(n.startswith("clients/") for n in names), "the client is a package of its own"
 
 

@@ -3,7 +3,7 @@
 async with AsyncUnlearnClient("http://localhost:8000", api_key="...") as client:
     deletion = await client.request_deletion(model_id, ["user-17"])
     done = await client.wait_for_deletion(deletion["id"])
-    async for model in client.iter_models():
+    async for model in client.iterate(client.list_models):
         ...
 """
 
@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
@@ -28,6 +28,7 @@ from unlearn_client.types import (
     AuditEntry,
     Dataset,
     Deletion,
+    Erasure,
     Model,
     ModelVersion,
     Page,
@@ -91,15 +92,34 @@ class AsyncUnlearnClient:
     async def _call(self, call: calls.Call) -> Any:
         return _shared.body(await self.send(call))
 
-    async def _iter(self, path: str, **filters: Any) -> AsyncIterator[Any]:
+    async def iterate(self, list_method: Callable[..., Awaitable[Page[Any]]], /, **filters: Any) -> AsyncIterator[Any]:
+        """Every item of a list, page after page: `async for d in client.iterate(client.list_deletions,
+        status="failed")`. `filters` (and `limit`, the page size) go to every call of `list_method`."""
         cursor = None
         while True:
-            page = await self._call(calls.page(path, cursor=cursor, **filters))
+            page = await list_method(**filters, cursor=cursor)
             for item in page["items"]:
                 yield item
             cursor = page.get("next_cursor")
             if not cursor:
                 return
+
+    async def _poll(
+        self, fetch: Callable[[], Any], done: Callable[[Any], bool], what: str, timeout, interval, on_progress
+    ):
+        """Call `fetch` until `done` says the state is final; `on_progress` sees every state; WaitTimeout past
+        `timeout` seconds (the job keeps going on the service)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            state = await fetch()
+            if on_progress is not None:
+                on_progress(state)
+            if done(state):
+                return state
+            if deadline is not None and time.monotonic() >= deadline:
+                detail = f"{what} is still {state.get('status')} after {timeout:g} s"
+                raise WaitTimeout(0, "timed out", detail, state)
+            await asyncio.sleep(interval)
 
     # --- data sets --------------------------------------------------------------------------------------------
 
@@ -121,11 +141,40 @@ class AsyncUnlearnClient:
     async def list_datasets(self, *, limit: int | None = None, cursor: str | None = None) -> Page[Dataset]:
         return await self._call(calls.page("/v1/datasets", limit=limit, cursor=cursor))
 
-    def iter_datasets(self, *, limit: int | None = None) -> AsyncIterator[Dataset]:
-        return self._iter("/v1/datasets", limit=limit)
-
     async def delete_dataset(self, dataset_id: str) -> None:
         await self._call(calls.delete_dataset(dataset_id))
+
+    async def erase_samples(
+        self,
+        dataset_id: str,
+        sample_ids: Iterable[str],
+        *,
+        reason: str | None = None,
+        method: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> Erasure:
+        """POST /v1/datasets/{id}/erasures (202): remove the samples from every model trained on the data set,
+        then from the stored data set itself."""
+        call = calls.erase_samples(
+            dataset_id, sample_ids, reason=reason, method=method, idempotency_key=idempotency_key
+        )
+        return await self._call(call)
+
+    async def get_erasure(self, erasure_id: str) -> Erasure:
+        return await self._call(calls.get_erasure(erasure_id))
+
+    async def wait_for_erasure(
+        self,
+        erasure_id: str,
+        *,
+        timeout: float | None = None,
+        poll_interval: float = 1.0,
+        on_progress: Callable[[Erasure], None] | None = None,
+    ) -> Erasure:
+        """Poll until the erasure is `succeeded` (erased from every model and the stored data) or `failed`."""
+        fetch = lambda: self.get_erasure(erasure_id)  # noqa: E731
+        done = lambda e: e.get("status") in _shared.TERMINAL  # noqa: E731
+        return await self._poll(fetch, done, f"erasure {erasure_id}", timeout, poll_interval, on_progress)
 
     # --- models -----------------------------------------------------------------------------------------------
 
@@ -157,9 +206,6 @@ class AsyncUnlearnClient:
     ) -> Page[Model]:
         return await self._call(calls.page("/v1/models", limit=limit, cursor=cursor, dataset_id=dataset_id))
 
-    def iter_models(self, *, dataset_id: str | None = None, limit: int | None = None) -> AsyncIterator[Model]:
-        return self._iter("/v1/models", limit=limit, dataset_id=dataset_id)
-
     async def delete_model(self, model_id: str) -> None:
         await self._call(calls.delete_model(model_id))
 
@@ -167,9 +213,6 @@ class AsyncUnlearnClient:
         self, model_id: str, *, limit: int | None = None, cursor: str | None = None
     ) -> Page[ModelVersion]:
         return await self._call(calls.page(f"/v1/models/{calls._p(model_id)}/versions", limit=limit, cursor=cursor))
-
-    def iter_versions(self, model_id: str, *, limit: int | None = None) -> AsyncIterator[ModelVersion]:
-        return self._iter(f"/v1/models/{calls._p(model_id)}/versions", limit=limit)
 
     async def get_version(self, model_id: str, version: int | str = "latest") -> ModelVersion:
         return await self._call(calls.get_version(model_id, version))
@@ -182,16 +225,9 @@ class AsyncUnlearnClient:
         poll_interval: float = 0.5,
         on_progress: Callable[[Model], None] | None = None,
     ) -> Model:
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while True:
-            model = await self.get_model(model_id)
-            if on_progress is not None:
-                on_progress(model)
-            if model.get("status") != "training":
-                return model
-            if deadline is not None and time.monotonic() >= deadline:
-                raise WaitTimeout(0, "timed out", f"model {model_id} still training after {timeout:g} s", model)
-            await asyncio.sleep(poll_interval)
+        fetch = lambda: self.get_model(model_id)  # noqa: E731
+        done = lambda m: m.get("status") != "training"  # noqa: E731
+        return await self._poll(fetch, done, f"model {model_id}", timeout, poll_interval, on_progress)
 
     # --- deletions --------------------------------------------------------------------------------------------
 
@@ -226,18 +262,6 @@ class AsyncUnlearnClient:
         path = calls.deletions_path(model_id)
         return await self._call(calls.page(path, limit=limit, cursor=cursor, status=status, since=since, until=until))
 
-    def iter_deletions(
-        self,
-        *,
-        model_id: str | None = None,
-        status: str | None = None,
-        since: Time = None,
-        until: Time = None,
-        limit: int | None = None,
-    ) -> AsyncIterator[Deletion]:
-        path = calls.deletions_path(model_id)
-        return self._iter(path, limit=limit, status=status, since=since, until=until)
-
     async def wait_for_deletion(
         self,
         deletion_id: str,
@@ -246,17 +270,9 @@ class AsyncUnlearnClient:
         poll_interval: float = 0.5,
         on_progress: Callable[[Deletion], None] | None = None,
     ) -> Deletion:
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while True:
-            deletion = await self.get_deletion(deletion_id)
-            if on_progress is not None:
-                on_progress(deletion)
-            if deletion.get("status") in _shared.TERMINAL:
-                return deletion
-            if deadline is not None and time.monotonic() >= deadline:
-                detail = f"deletion {deletion_id} is still {deletion.get('status')} after {timeout:g} s"
-                raise WaitTimeout(0, "timed out", detail, deletion)
-            await asyncio.sleep(poll_interval)
+        fetch = lambda: self.get_deletion(deletion_id)  # noqa: E731
+        done = lambda d: d.get("status") in _shared.TERMINAL  # noqa: E731
+        return await self._poll(fetch, done, f"deletion {deletion_id}", timeout, poll_interval, on_progress)
 
     # --- checkpoints ------------------------------------------------------------------------------------------
 
@@ -306,9 +322,6 @@ class AsyncUnlearnClient:
     ) -> Page[ApiKey]:
         return await self._call(calls.page("/v1/keys", limit=limit, cursor=cursor, tenant_id=tenant_id))
 
-    def iter_keys(self, *, tenant_id: str | None = None, limit: int | None = None) -> AsyncIterator[ApiKey]:
-        return self._iter("/v1/keys", limit=limit, tenant_id=tenant_id)
-
     async def revoke_key(self, key_id: str) -> None:
         await self._call(calls.revoke_key(key_id))
 
@@ -324,11 +337,6 @@ class AsyncUnlearnClient:
     ) -> Page[AuditEntry]:
         filters = {"model_id": model_id, "deletion_id": deletion_id}
         return await self._call(calls.page("/v1/audit", limit=limit, cursor=cursor, **filters))
-
-    def iter_audit(
-        self, *, model_id: str | None = None, deletion_id: str | None = None, limit: int | None = None
-    ) -> AsyncIterator[AuditEntry]:
-        return self._iter("/v1/audit", limit=limit, model_id=model_id, deletion_id=deletion_id)
 
     async def get_audit_entry(self, seq: int) -> dict[str, Any]:
         return await self._call(calls.audit_entry(seq))

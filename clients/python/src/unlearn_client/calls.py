@@ -67,6 +67,21 @@ def delete_dataset(dataset_id: str) -> Call:
     return Call("DELETE", f"/v1/datasets/{_p(dataset_id)}", repeatable=False)
 
 
+def erase_samples(
+    dataset_id: str, sample_ids: Iterable[str], *, reason: str | None, method: str | None, idempotency_key: str | None
+) -> Call:
+    body: dict[str, Any] = {"sample_ids": list(sample_ids)}
+    if reason is not None:
+        body["reason"] = reason
+    if method is not None:
+        body["method"] = method
+    return Call("POST", f"/v1/datasets/{_p(dataset_id)}/erasures", json=body, headers=_keyed(idempotency_key))
+
+
+def get_erasure(erasure_id: str) -> Call:
+    return Call("GET", f"/v1/erasures/{_p(erasure_id)}")
+
+
 # --- models ---------------------------------------------------------------------------------------------------
 
 

@@ -11,7 +11,7 @@
         deletion = client.request_deletion(model["id"], ["user-17"], reason="erasure request")
         done = client.wait_for_deletion(deletion["id"], on_progress=print)
         client.download_checkpoint(model["id"], done["result_version"], "model.safetensors")
-        for d in client.iter_deletions(status="failed"):   # every page, following next_cursor
+        for d in client.iterate(client.list_deletions, status="failed"):   # every page
             print(d["id"], d["error"])
 
 Every error answer becomes a ClientError carrying the RFC 9457 problem. GETs, and POSTs (which carry an
@@ -38,6 +38,7 @@ from unlearn_client.types import (
     AuditEntry,
     Dataset,
     Deletion,
+    Erasure,
     Model,
     ModelVersion,
     Page,
@@ -104,14 +105,31 @@ class UnlearnClient:
     def _call(self, call: calls.Call) -> Any:
         return _shared.body(self.send(call))
 
-    def _iter(self, path: str, **filters: Any) -> Iterator[Any]:
+    def iterate(self, list_method: Callable[..., Page[Any]], /, **filters: Any) -> Iterator[Any]:
+        """Every item of a list, page after page: `for d in client.iterate(client.list_deletions, status="failed")`.
+        `filters` (and `limit`, the page size) go to every call of `list_method`."""
         cursor = None
         while True:
-            page = self._call(calls.page(path, cursor=cursor, **filters))
+            page = list_method(**filters, cursor=cursor)
             yield from page["items"]
             cursor = page.get("next_cursor")
             if not cursor:
                 return
+
+    def _poll(self, fetch: Callable[[], Any], done: Callable[[Any], bool], what: str, timeout, interval, on_progress):
+        """Call `fetch` until `done` says the state is final; `on_progress` sees every state; WaitTimeout past
+        `timeout` seconds (the job keeps going on the service)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            state = fetch()
+            if on_progress is not None:
+                on_progress(state)
+            if done(state):
+                return state
+            if deadline is not None and time.monotonic() >= deadline:
+                detail = f"{what} is still {state.get('status')} after {timeout:g} s"
+                raise WaitTimeout(0, "timed out", detail, state)
+            time.sleep(interval)
 
     # --- data sets --------------------------------------------------------------------------------------------
 
@@ -136,11 +154,40 @@ class UnlearnClient:
         """One page of the tenant's data sets, newest first."""
         return self._call(calls.page("/v1/datasets", limit=limit, cursor=cursor))
 
-    def iter_datasets(self, *, limit: int | None = None) -> Iterator[Dataset]:
-        return self._iter("/v1/datasets", limit=limit)
-
     def delete_dataset(self, dataset_id: str) -> None:
         self._call(calls.delete_dataset(dataset_id))
+
+    def erase_samples(
+        self,
+        dataset_id: str,
+        sample_ids: Iterable[str],
+        *,
+        reason: str | None = None,
+        method: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> Erasure:
+        """POST /v1/datasets/{id}/erasures (202): remove the samples from every model trained on the data set,
+        then from the stored data set itself."""
+        call = calls.erase_samples(
+            dataset_id, sample_ids, reason=reason, method=method, idempotency_key=idempotency_key
+        )
+        return self._call(call)
+
+    def get_erasure(self, erasure_id: str) -> Erasure:
+        return self._call(calls.get_erasure(erasure_id))
+
+    def wait_for_erasure(
+        self,
+        erasure_id: str,
+        *,
+        timeout: float | None = None,
+        poll_interval: float = 1.0,
+        on_progress: Callable[[Erasure], None] | None = None,
+    ) -> Erasure:
+        """Poll until the erasure is `succeeded` (erased from every model and the stored data) or `failed`."""
+        fetch = lambda: self.get_erasure(erasure_id)  # noqa: E731
+        done = lambda e: e.get("status") in _shared.TERMINAL  # noqa: E731
+        return self._poll(fetch, done, f"erasure {erasure_id}", timeout, poll_interval, on_progress)
 
     # --- models -----------------------------------------------------------------------------------------------
 
@@ -176,9 +223,6 @@ class UnlearnClient:
         """One page of the tenant's models, newest first (those trained on `dataset_id` when given)."""
         return self._call(calls.page("/v1/models", limit=limit, cursor=cursor, dataset_id=dataset_id))
 
-    def iter_models(self, *, dataset_id: str | None = None, limit: int | None = None) -> Iterator[Model]:
-        return self._iter("/v1/models", limit=limit, dataset_id=dataset_id)
-
     def delete_model(self, model_id: str) -> None:
         self._call(calls.delete_model(model_id))
 
@@ -187,9 +231,6 @@ class UnlearnClient:
     ) -> Page[ModelVersion]:
         """One page of a model's versions, newest first."""
         return self._call(calls.page(f"/v1/models/{calls._p(model_id)}/versions", limit=limit, cursor=cursor))
-
-    def iter_versions(self, model_id: str, *, limit: int | None = None) -> Iterator[ModelVersion]:
-        return self._iter(f"/v1/models/{calls._p(model_id)}/versions", limit=limit)
 
     def get_version(self, model_id: str, version: int | str = "latest") -> ModelVersion:
         return self._call(calls.get_version(model_id, version))
@@ -203,16 +244,9 @@ class UnlearnClient:
         on_progress: Callable[[Model], None] | None = None,
     ) -> Model:
         """Poll until the model leaves `training`; returns it (`ready` or `failed`)."""
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while True:
-            model = self.get_model(model_id)
-            if on_progress is not None:
-                on_progress(model)
-            if model.get("status") != "training":
-                return model
-            if deadline is not None and time.monotonic() >= deadline:
-                raise WaitTimeout(0, "timed out", f"model {model_id} still training after {timeout:g} s", model)
-            time.sleep(poll_interval)
+        fetch = lambda: self.get_model(model_id)  # noqa: E731
+        done = lambda m: m.get("status") != "training"  # noqa: E731
+        return self._poll(fetch, done, f"model {model_id}", timeout, poll_interval, on_progress)
 
     # --- deletions --------------------------------------------------------------------------------------------
 
@@ -251,18 +285,6 @@ class UnlearnClient:
         path = calls.deletions_path(model_id)
         return self._call(calls.page(path, limit=limit, cursor=cursor, status=status, since=since, until=until))
 
-    def iter_deletions(
-        self,
-        *,
-        model_id: str | None = None,
-        status: str | None = None,
-        since: Time = None,
-        until: Time = None,
-        limit: int | None = None,
-    ) -> Iterator[Deletion]:
-        path = calls.deletions_path(model_id)
-        return self._iter(path, limit=limit, status=status, since=since, until=until)
-
     def wait_for_deletion(
         self,
         deletion_id: str,
@@ -273,17 +295,9 @@ class UnlearnClient:
     ) -> Deletion:
         """Poll until the request is `succeeded` or `failed`; `on_progress` sees every polled state.
         Raises WaitTimeout past `timeout` seconds (the request keeps going on the service)."""
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while True:
-            deletion = self.get_deletion(deletion_id)
-            if on_progress is not None:
-                on_progress(deletion)
-            if deletion.get("status") in _shared.TERMINAL:
-                return deletion
-            if deadline is not None and time.monotonic() >= deadline:
-                detail = f"deletion {deletion_id} is still {deletion.get('status')} after {timeout:g} s"
-                raise WaitTimeout(0, "timed out", detail, deletion)
-            time.sleep(poll_interval)
+        fetch = lambda: self.get_deletion(deletion_id)  # noqa: E731
+        done = lambda d: d.get("status") in _shared.TERMINAL  # noqa: E731
+        return self._poll(fetch, done, f"deletion {deletion_id}", timeout, poll_interval, on_progress)
 
     # --- checkpoints ------------------------------------------------------------------------------------------
 
@@ -336,9 +350,6 @@ class UnlearnClient:
     ) -> Page[ApiKey]:
         return self._call(calls.page("/v1/keys", limit=limit, cursor=cursor, tenant_id=tenant_id))
 
-    def iter_keys(self, *, tenant_id: str | None = None, limit: int | None = None) -> Iterator[ApiKey]:
-        return self._iter("/v1/keys", limit=limit, tenant_id=tenant_id)
-
     def revoke_key(self, key_id: str) -> None:
         self._call(calls.revoke_key(key_id))
 
@@ -355,11 +366,6 @@ class UnlearnClient:
         """One page of audit entries, oldest first (the caller's tenant; platform admins see all)."""
         filters = {"model_id": model_id, "deletion_id": deletion_id}
         return self._call(calls.page("/v1/audit", limit=limit, cursor=cursor, **filters))
-
-    def iter_audit(
-        self, *, model_id: str | None = None, deletion_id: str | None = None, limit: int | None = None
-    ) -> Iterator[AuditEntry]:
-        return self._iter("/v1/audit", limit=limit, model_id=model_id, deletion_id=deletion_id)
 
     def get_audit_entry(self, seq: int) -> dict[str, Any]:
         """{entry, inclusion_proof, tree_head}."""

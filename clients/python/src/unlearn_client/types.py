@@ -35,6 +35,25 @@ class Dataset(TypedDict, total=False):
     created_at: str
 
 
+class Erasure(TypedDict, total=False):
+    id: str
+    dataset_id: str
+    status: str  # running | succeeded | failed
+    stage: str  # deleting | compacting | erased
+    error: str | None
+    progress: float
+    sample_count: int
+    rows_erased: int
+    sample_ids_sha256: str
+    commitment_salt: str
+    method: str
+    reason: str | None
+    deletions: list[dict[str, Any]]
+    compaction_due_at: str | None
+    created_at: str
+    finished_at: str | None
+
+
 class Model(TypedDict, total=False):
     id: str
     name: str

@@ -56,6 +56,23 @@ def datasets_list(client: UnlearnClient, out: Output, args: argparse.Namespace) 
     return show_list(out, args, client.list_datasets, DATASET_COLUMNS)
 
 
+def datasets_erase(client: UnlearnClient, out: Output, args: argparse.Namespace) -> int:
+    erasure = client.erase_samples(args.dataset_id, _sample_ids(args), reason=args.reason, method=args.method)
+    if args.wait:
+        progress = Progress()
+        try:
+            erasure = client.wait_for_erasure(
+                erasure["id"], timeout=args.timeout, poll_interval=args.poll, on_progress=progress.deletion
+            )
+        finally:
+            progress.close()
+    out.value(erasure)
+    if erasure.get("status") == "failed":
+        note(f"error: erasure {erasure.get('id')} failed: {erasure.get('error') or 'no detail'}")
+        return EXIT_JOB_FAILED
+    return EXIT_OK
+
+
 def datasets_delete(client: UnlearnClient, out: Output, args: argparse.Namespace) -> int:
     client.delete_dataset(args.dataset_id)
     note(f"data set {args.dataset_id} removed")
@@ -239,6 +256,15 @@ def add_parsers(commands: Any) -> None:
     p = sub.add_parser("list", help="the tenant's data sets, newest first")
     add_list_options(p)
     p.set_defaults(func=datasets_list)
+    p = sub.add_parser("erase", help="erase samples from every model trained on a data set, then from the data set")
+    p.add_argument("dataset_id")
+    p.add_argument("sample_ids", nargs="*", help="sample ids to erase")
+    p.add_argument("--ids-file", help="text file of sample ids, one per line")
+    p.add_argument("--reason", help="why (kept with the erasure)")
+    p.add_argument("--method", choices=["iau", "retrain"], help="how the models forget them (default iau)")
+    p.add_argument("--wait", action="store_true", help="show progress until the rows are erased from storage")
+    add_wait_options(p)
+    p.set_defaults(func=datasets_erase)
     p = sub.add_parser("delete", help="remove a data set (no model may use it)")
     p.add_argument("dataset_id")
     p.set_defaults(func=datasets_delete)
