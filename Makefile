@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install run demo test lint format services migrate bench bench-quick deploy-check images clean
+.PHONY: install run demo test lint format services browser migrate bench bench-quick deploy-check images clean
 
 $(STAMP): pyproject.toml clients/python/pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -33,6 +33,10 @@ migrate: install
 services:
 	bash scripts/ensure-services.sh
 
+## Headless Chromium and chromium-driver for the browser tests (Debian packages; apt-get where this runs as root).
+browser:
+	bash scripts/install-browser.sh
+
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
@@ -41,7 +45,7 @@ format: install
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
-test: install services lint
+test: install services browser lint
 	$(PY) -m pytest
 
 ## Unlearning-quality and scaling benchmark (not part of the tests).
