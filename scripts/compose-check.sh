@@ -24,7 +24,6 @@
 # leaves a dockerd this script started running.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-ROOT=$PWD
 PY=${PY:-.venv/bin/python}
 WORK=var/compose-check
 PROJECT=unlearn-check
@@ -50,7 +49,7 @@ begin() {
 }
 finish() {
     if [ -n "$step_name" ]; then
-        timings+=("$(printf '%-34s %5ds' "$step_name" "$((SECONDS - step_started))")")
+        timings+=("$(printf '%-40s %5ds' "$step_name" "$((SECONDS - step_started))")")
         step_name=""
     fi
 }
@@ -77,9 +76,9 @@ summary() {
         for image in "$BASE/debian:$SUITE" "$BASE/python:$SUITE" "$BASE/postgres:$SUITE" "$BASE/redis:$SUITE" \
             unlearn-migrate:check unlearn-api:check unlearn-worker-cpu:check; do
             if size=$(docker image inspect --format '{{.Size}}' "$image" 2>/dev/null); then
-                printf '    %-34s %6d MB\n' "$image" "$((size / 1000000))" >&2
+                printf '    %-40s %6d MB\n' "$image" "$((size / 1000000))" >&2
             else
-                printf '    %-34s %9s\n' "$image" absent >&2
+                printf '    %-40s %9s\n' "$image" absent >&2
             fi
         done
     fi
@@ -185,7 +184,7 @@ if ! ls wheels/torch-"$torch_version"+cpu-*.whl >/dev/null 2>&1; then
             "torch==$torch_version" ||
         die "no CPU wheel of torch $torch_version"
 fi
-wheel=$(ls wheels/torch-"$torch_version"+cpu-*.whl 2>/dev/null | head -1)
+wheel=$(find wheels -maxdepth 1 -name "torch-$torch_version+cpu-*.whl" | head -1)
 [ -n "$wheel" ] || die "wheels/ has a torch $torch_version wheel that is not the CPU build: $(ls wheels)"
 log "$wheel ($(du -h "$wheel" | cut -f1))"
 
@@ -230,10 +229,11 @@ for _ in $(seq 1 120); do
 done
 healthy api || die "api not healthy"
 healthy worker-cpu || die "worker-cpu not healthy"
-curl -fsS "$url/readyz" >&2 && echo >&2 || die "/readyz does not answer 200"
+curl -fsS "$url/readyz" >&2 || die "/readyz does not answer 200"
+echo >&2
 
 # --- 8. The demo ---------------------------------------------------------------------------------------------
-begin "demo (upload, train, delete)"
+begin "demo (upload, train, delete, receipt)"
 UNLEARN_API_KEY=$UNLEARN_BOOTSTRAP_ADMIN_KEY $PY scripts/demo.py --url "$url" --out "$WORK/demo" \
     --summary "$WORK/demo.json" >&2 || die "the demo failed"
 
