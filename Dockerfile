@@ -35,10 +35,10 @@ RUN groupadd --system --gid 10001 unlearn \
 WORKDIR /srv/unlearn
 
 # Virtual environment with the project's runtime dependencies, split out of pyproject.toml so this layer
-# is rebuilt only when pyproject.toml changes: /tmp/torch.txt holds the torch pin, /tmp/requirements.txt all of them.
+# is rebuilt only when pyproject.toml changes (README.md, the package's long description, comes later): /tmp/torch.txt holds the torch pin, /tmp/requirements.txt all of them.
 FROM base AS build
 RUN python -m venv /opt/venv
-COPY pyproject.toml README.md ./
+COPY pyproject.toml ./
 RUN python -c "import re, tomllib; deps = tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']; \
 open('/tmp/torch.txt', 'w').write('\n'.join(d for d in deps if re.split(r'[<>=!~;\[ ]', d)[0] == 'torch') + '\n'); \
 open('/tmp/requirements.txt', 'w').write('\n'.join(deps) + '\n')"
@@ -53,6 +53,7 @@ RUN --mount=type=bind,source=wheels,target=/tmp/wheels \
     if [ -s /run/secrets/ca_bundle ]; then export PIP_CERT=/run/secrets/ca_bundle; fi \
  && pip install --find-links /tmp/wheels ${TORCH_CPU_INDEX_URL:+--index-url "${TORCH_CPU_INDEX_URL}"} -r /tmp/torch.txt \
  && pip install --find-links /tmp/wheels -r /tmp/requirements.txt
+COPY README.md ./
 COPY app ./app
 COPY workers ./workers
 RUN --mount=type=secret,id=ca_bundle \
@@ -65,6 +66,7 @@ FROM build AS venv-cuda
 RUN --mount=type=secret,id=ca_bundle \
     if [ -s /run/secrets/ca_bundle ]; then export PIP_CERT=/run/secrets/ca_bundle; fi \
  && pip install -r /tmp/requirements.txt
+COPY README.md ./
 COPY app ./app
 COPY workers ./workers
 RUN --mount=type=secret,id=ca_bundle \

@@ -169,6 +169,9 @@ def test_installs_the_project_from_pyproject(dockerfile, venv):
 
 def test_requirement_split_matches_pyproject(dockerfile, tmp_path):
     """Run the build step that splits pyproject's dependencies, through /bin/sh as Docker does, and check it."""
+    # Only pyproject.toml comes in before the dependencies are installed: editing anything else (README.md,
+    # the code) does not reinstall them.
+    assert [c.args for c in dockerfile.stages["build"].all("COPY")] == ["pyproject.toml ./"]
     (run,) = [i for i in dockerfile.stages["build"].all("RUN") if "tomllib" in i.args]
     assert shlex.split(run.args)[:2] == ["python", "-c"]
     (tmp_path / "pyproject.toml").write_bytes((ROOT / "pyproject.toml").read_bytes())
