@@ -125,7 +125,8 @@ def record_update(
     *, method: str, requests: int, rows: int, membership_auc: float | None, model_id: str | None = None
 ) -> None:
     """After a deletion update is published: requests and rows applied, batch size, the AUC reached.
-    `model_id` names the update in the caller's log lines; it is deliberately not a label here."""
+    `model_id` is accepted and not used: a per-model label would grow without bound and name a tenant's model
+    to every scraper (the deletion job passes it; its log line `deletion.applied` names the model)."""
     DELETIONS_APPLIED.labels(method=method).inc(requests)
     ROWS_DELETED.labels(method=method).inc(rows)
     BATCH_REQUESTS.labels(method=method).observe(requests)
