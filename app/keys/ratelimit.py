@@ -11,9 +11,9 @@ N API processes or hosts sharing REDIS_URL allow the limit once, not N times.
 When Redis does not answer, requests are not refused: each process falls back to a token bucket of its own
 with the same rate and burst (the limit then holds per process, as it did before it was shared), logs
 `ratelimit.degraded`, and tries Redis again after REDIS_RETRY_S. Refusing (503) instead would make Redis a
-dependency of every API call, while the service is built to go on accepting requests with Redis down (the
-database is the source of truth; the reconciler enqueues what could not be enqueued). A short socket timeout
-bounds what a hung Redis adds to a request.
+dependency of every API call, while only the calls that enqueue work need it: reads, downloads, uploads and
+receipts are served from the database and the blob store while Redis is away. A short socket timeout bounds
+what a hung Redis adds to a request.
 """
 
 from __future__ import annotations
