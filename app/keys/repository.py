@@ -3,7 +3,7 @@
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import bindparam, delete, select, update
+from sqlalchemy import bindparam, delete, func, select, update
 from sqlalchemy.orm import Session
 
 from app.keys.orm import ApiKey, IdempotencyRecord, Tenant
@@ -58,6 +58,17 @@ def add_key(session: Session, *, key: ApiKey) -> ApiKey:
     return key
 
 
+def lock_tenant(session: Session, *, tenant_id: str) -> None:
+    """Hold the tenant's row until the transaction ends (PostgreSQL; SQLite serialises writers anyway)."""
+    session.execute(select(Tenant.id).where(Tenant.id == tenant_id).with_for_update())
+
+
+def count_active_keys(session: Session, *, tenant_id: str, role: str) -> int:
+    """Keys of the tenant with this role that are not revoked."""
+    stmt = select(func.count()).where(ApiKey.tenant_id == tenant_id, ApiKey.role == role, ApiKey.revoked_at.is_(None))
+    return int(session.scalar(stmt) or 0)
+
+
 def revoke_key(session: Session, *, key_id: str, at: datetime) -> None:
     session.execute(update(ApiKey).where(ApiKey.id == key_id, ApiKey.revoked_at.is_(None)).values(revoked_at=at))
 
@@ -80,6 +91,13 @@ def add_idempotency(session: Session, *, record: IdempotencyRecord) -> Idempoten
 
 def delete_idempotency(session: Session, *, record_id: int) -> None:
     session.execute(delete(IdempotencyRecord).where(IdempotencyRecord.id == record_id))
+
+
+def delete_idempotency_scope(session: Session, *, tenant_id: str, scope: str) -> None:
+    """Forget the Idempotency-Keys used on one path (e.g. a removed model's deletions)."""
+    session.execute(
+        delete(IdempotencyRecord).where(IdempotencyRecord.tenant_id == tenant_id, IdempotencyRecord.scope == scope)
+    )
 
 
 def complete_idempotency(session: Session, *, record_id: int, status_code: int, body: str, headers: str) -> None:

@@ -4,6 +4,7 @@ and read models and versions."""
 import logging
 import uuid
 
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from app.core.audit_hook import audit
@@ -28,6 +29,13 @@ def _dataset(session: Session, *, principal: Principal, dataset_id: str) -> Data
     if dataset is None:
         raise NotFound(f"data set {dataset_id} not found")
     return dataset
+
+
+def _add_model(session: Session, *, model: Model) -> Model:
+    try:
+        return repository.add_model(session, model=model)
+    except IntegrityError:  # the data set was removed after it was read (its foreign key is gone)
+        raise NotFound(f"data set {model.dataset_id} not found") from None
 
 
 def _new_model(principal: Principal, spec: ModelSpec, *, status: str, recipe: dict | None) -> Model:
@@ -57,13 +65,11 @@ def _audit_registered(session: Session, *, principal: Principal, model: Model, e
     )
 
 
-def register_for_training(session: Session, *, principal: Principal, body: ModelTrain) -> Model:
+def register_for_training(session: Session, *, principal: Principal, body: ModelTrain, max_parameters: int) -> Model:
     """A model in status `training`; the caller enqueues its training job after commit."""
     dataset = _dataset(session, principal=principal, dataset_id=body.dataset_id)
-    check_architecture(architecture=body.architecture, dataset=dataset)
-    model = repository.add_model(
-        session, model=_new_model(principal, body, status="training", recipe=body.train.model_dump())
-    )
+    check_architecture(architecture=body.architecture, dataset=dataset, max_parameters=max_parameters)
+    model = _add_model(session, model=_new_model(principal, body, status="training", recipe=body.train.model_dump()))
     _audit_registered(
         session, principal=principal, model=model, evidence={"source": "train", **body.train.model_dump()}
     )
@@ -72,17 +78,23 @@ def register_for_training(session: Session, *, principal: Principal, body: Model
 
 
 def register_uploaded(
-    session: Session, *, principal: Principal, spec: ModelSpec, upload: TempUpload, store: BlobStore
+    session: Session,
+    *,
+    principal: Principal,
+    spec: ModelSpec,
+    upload: TempUpload,
+    store: BlobStore,
+    max_parameters: int,
 ) -> Model:
     """A `ready` model whose version 1 is the uploaded checkpoint, validated against the architecture."""
     dataset = _dataset(session, principal=principal, dataset_id=spec.dataset_id)
-    arch = check_architecture(architecture=spec.architecture, dataset=dataset)
+    arch = check_architecture(architecture=spec.architecture, dataset=dataset, max_parameters=max_parameters)
     if upload.size == 0:
         raise Unprocessable("checkpoint is empty")
     check_checkpoint(spec=arch, path=upload.path)
     model = _new_model(principal, spec, status="ready", recipe=None)
     model.latest_version = 1
-    repository.add_model(session, model=model)
+    _add_model(session, model=model)
     repository.add_version(
         session,
         version=ModelVersion(
