@@ -12,6 +12,8 @@ export UNLEARN_STORAGE_DIR="${UNLEARN_STORAGE_DIR:-./var/blobs}"
 PORT="${PORT:-8000}"
 # Development key for a local service; set your own outside development.
 export UNLEARN_BOOTSTRAP_ADMIN_KEY="${UNLEARN_BOOTSTRAP_ADMIN_KEY:-dev-admin-key}"
+# Development token for GET /metrics (curl -H "Authorization: Bearer dev-metrics-token" localhost:8000/metrics).
+export UNLEARN_METRICS_TOKEN="${UNLEARN_METRICS_TOKEN:-dev-metrics-token}"
 # Prometheus multi-process folder shared by the worker and the API; emptied here, before either starts.
 if [ -z "${PROMETHEUS_MULTIPROC_DIR:-}" ]; then
   export PROMETHEUS_MULTIPROC_DIR=./var/metrics
@@ -52,6 +54,6 @@ pids+=($!)
 
 echo "run: API on http://127.0.0.1:$PORT, console at http://127.0.0.1:$PORT/console (admin key: \$UNLEARN_BOOTSTRAP_ADMIN_KEY)"
 echo "run: for the unlearn command and scripts/demo.py: export UNLEARN_URL=http://127.0.0.1:$PORT"
-$PY -m uvicorn app.main:create_app --factory --no-access-log --host 127.0.0.1 --port "$PORT" &
+$PY -m app.serve --host 127.0.0.1 --port "$PORT" &
 pids+=($!)
 wait -n "${pids[@]}"

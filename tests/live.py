@@ -30,6 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 START_TIMEOUT_S = 60.0  # for the API to answer /readyz
 STOP_TIMEOUT_S = 15.0  # after SIGTERM, before SIGKILL
 LOG_TAIL_BYTES = 6000
+METRICS_TOKEN = "metrics-token-of-the-cli-tests"  # what /metrics of the service below asks for
 
 
 @dataclass
@@ -126,6 +127,7 @@ def service(
         "UNLEARN_LOG_LEVEL": "INFO",
         # As in the compose stack: both processes write metric samples to one folder, the API's /metrics sums them.
         "PROMETHEUS_MULTIPROC_DIR": str(workdir / "metrics"),
+        "UNLEARN_METRICS_TOKEN": METRICS_TOKEN,
     }
     (workdir / "metrics").mkdir()
     port = _free_port()

@@ -3,7 +3,7 @@
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -69,9 +69,12 @@ class Settings(BaseSettings):
     idempotency_ttl_s: int = Field(default=24 * 3600, alias="UNLEARN_IDEMPOTENCY_TTL_S")
     # A key claimed by a request that never finished (crashed process) is taken over after this many seconds.
     idempotency_inflight_s: int = Field(default=120, alias="UNLEARN_IDEMPOTENCY_INFLIGHT_S")
-    # Per-API-key request rate: tokens refilled per second, and bucket size (burst). 0 per second disables.
+    # Per-API-key request rate, shared by every API process through Redis: at most `burst` requests in any
+    # window of burst/rate seconds (on average `rate` per second). 0 per second disables.
     rate_limit_per_s: float = Field(default=50.0, alias="UNLEARN_RATE_LIMIT_PER_S")
     rate_limit_burst: int = Field(default=500, alias="UNLEARN_RATE_LIMIT_BURST")
+    # Bearer token that GET /metrics requires (at least 16 characters). Unset or empty: /metrics answers 403.
+    metrics_token: SecretStr | None = Field(default=None, alias="UNLEARN_METRICS_TOKEN")
     # Log level.
     log_level: str = Field(default="INFO", alias="UNLEARN_LOG_LEVEL")
     # Threads of an API process running blocking work (database, files). Few threads contend less for the GIL:
@@ -81,6 +84,16 @@ class Settings(BaseSettings):
     # Two per process gave the best throughput and tail latency in the service benchmark; slow requests such as
     # uploads use the other threads, so they never hold up deletion requests.
     deletion_threads: int = Field(default=2, ge=1, alias="UNLEARN_DELETION_THREADS")
+
+    @field_validator("metrics_token", mode="before")
+    @classmethod
+    def _metrics_token(cls, value: object) -> object:
+        if value is None or (isinstance(value, str) and not value.strip()):
+            return None  # unset and empty mean the same: no token, /metrics closed
+        text = value.get_secret_value() if isinstance(value, SecretStr) else str(value)
+        if len(text) < 16:
+            raise ValueError("UNLEARN_METRICS_TOKEN must be at least 16 characters")
+        return text
 
 
 @lru_cache

@@ -3,7 +3,8 @@
 - Operation ids are the route functions' names (``list_datasets``, ``create_deletion``): stable, readable, and
   what a generated client calls its functions.
 - Bearer authentication is the ``bearerAuth`` security scheme (app.core.deps.bearer); operations that need a key
-  declare it, the public ones (health, metrics, the audit log's key and checkpoint) do not.
+  declare it, the public ones (health, the audit log's key and checkpoint) do not; ``/metrics`` takes its own
+  token (``metricsToken``).
 - Every error a route can answer is declared as ``application/problem+json`` with the ``Problem`` schema: each
   router declares its own (404, 409, 410, ...); here every operation gets 500 and 503, secured ones 401, 403 and
   429, and those with parameters or a body 422 (FastAPI's default 422, a JSON validation document the service
@@ -83,6 +84,11 @@ def complete(schema: dict[str, Any], extra_schemas: dict[str, Any]) -> dict[str,
     schemas = components.setdefault("schemas", {})
     schemas.update(extra_schemas)
     schemas["Problem"] = Problem.model_json_schema()
+    components.setdefault("securitySchemes", {})["metricsToken"] = {
+        "type": "http",
+        "scheme": "bearer",
+        "description": "The metrics token (UNLEARN_METRICS_TOKEN), not an API key: GET /metrics only",
+    }
     for name in ("HTTPValidationError", "ValidationError"):
         schemas.pop(name, None)  # the service answers validation errors as problems
     for item in schema.get("paths", {}).values():
@@ -92,7 +98,7 @@ def complete(schema: dict[str, Any], extra_schemas: dict[str, Any]) -> dict[str,
                 continue
             responses = operation.setdefault("responses", {})
             statuses = [500, 503]
-            if operation.get("security"):
+            if {SCHEME: []} in operation.get("security", []):
                 statuses += [401, 403, 429]
             if _has_input(operation):
                 statuses.append(422)

@@ -7,7 +7,7 @@ import re
 import pytest
 
 PROBLEM = {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
-PUBLIC = {"/healthz", "/readyz", "/metrics", "/v1/audit/public-key", "/v1/audit/checkpoint"}
+PUBLIC = {"/healthz", "/readyz", "/metrics", "/v1/audit/public-key", "/v1/audit/checkpoint"}  # no API key
 LISTS = {
     ("/v1/datasets", "list_datasets"),
     ("/v1/models", "list_models"),
@@ -36,9 +36,11 @@ def test_bearer_scheme_on_every_operation_that_needs_a_key(doc):
         "scheme": "bearer",
         "description": "An API key: `Authorization: Bearer unl_...`",
     }
+    assert doc["components"]["securitySchemes"]["metricsToken"]["scheme"] == "bearer"
     for path, method, operation in operations(doc):
         secured = operation.get("security") == [{"bearerAuth": []}]
         assert secured == (path not in PUBLIC), (method, path)
+    assert doc["paths"]["/metrics"]["get"]["security"] == [{"metricsToken": []}]
 
 
 def test_operation_ids_are_readable_and_unique(doc):
