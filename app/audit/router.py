@@ -172,7 +172,7 @@ def get_audit_entry(
 @router.get("/deletions/{deletion_id}/receipt", response_class=JSONResponse, responses=problem_responses(404))
 def get_receipt(db: LogDB, principal: Requester, signer: SignerDep, deletion_id: str) -> dict[str, Any]:
     """The signed receipt of a deletion request: request, versions, evidence, audit entries with proofs."""
-    body = deletion_receipt(db, request_id=deletion_id, tenant_id=_visible_tenant(principal), signer=signer)
+    body = deletion_receipt(db, deletion_id=deletion_id, tenant_id=_visible_tenant(principal), signer=signer)
     if body is None:
         raise NotFound(f"deletion request {deletion_id} not found")
     return body

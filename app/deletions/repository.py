@@ -15,9 +15,9 @@ LOOKUP_CHUNK = 900  # row indexes per IN (...) lookup (below SQLite's bound-para
 INSERT_CHUNK = 5000
 
 
-def get_request(session: Session, *, request_id: str, tenant_id: str) -> DeletionRequest | None:
+def get_request(session: Session, *, deletion_id: str, tenant_id: str) -> DeletionRequest | None:
     return session.scalar(
-        select(DeletionRequest).where(DeletionRequest.id == request_id, DeletionRequest.tenant_id == tenant_id)
+        select(DeletionRequest).where(DeletionRequest.id == deletion_id, DeletionRequest.tenant_id == tenant_id)
     )
 
 

@@ -136,4 +136,4 @@ def list_model_deletions(
 @router.get("/deletions/{deletion_id}", response_model=DeletionOut)
 def get_deletion(deletion_id: str, db: DB, principal: Requester) -> DeletionOut:
     """Status of a deletion request: stage, progress, versions, evidence, error."""
-    return service.deletion_out(service.get_deletion(db, principal=principal, request_id=deletion_id))
+    return service.deletion_out(service.get_deletion(db, principal=principal, deletion_id=deletion_id))

@@ -160,10 +160,10 @@ def create_deletion(
     return DeletionRequest(**values)
 
 
-def get_deletion(session: Session, *, principal: Principal, request_id: str) -> DeletionRequest:
-    request = repository.get_request(session, request_id=request_id, tenant_id=principal.tenant_id)
+def get_deletion(session: Session, *, principal: Principal, deletion_id: str) -> DeletionRequest:
+    request = repository.get_request(session, deletion_id=deletion_id, tenant_id=principal.tenant_id)
     if request is None:
-        raise NotFound(f"deletion request {request_id} not found")
+        raise NotFound(f"deletion request {deletion_id} not found")
     return request
 
 
