@@ -181,6 +181,7 @@ def cmd_delete(client: UnlearnClient, args: argparse.Namespace) -> int:
         _sample_ids(args),
         reason=args.reason,
         method=args.method,
+        purpose=args.purpose,
         idempotency_key=args.idempotency_key,
     )
     if not args.wait:
@@ -329,6 +330,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ids-file", help="text file of sample ids, one per line")
     p.add_argument("--reason", help="why (kept in the audit log)")
     p.add_argument("--method", choices=["iau", "retrain"], help="iau (default on the service) or retrain (exact)")
+    p.add_argument(
+        "--purpose",
+        choices=["privacy", "poison"],
+        help="privacy (default on the service) or poison (remove what the rows taught)",
+    )
     p.add_argument("--idempotency-key", help="repeat-safe key: the same key and body return the original request")
     p.add_argument("--wait", action="store_true", help="show progress until the deletion succeeds or fails")
     _add_wait_options(p)

@@ -27,8 +27,10 @@ class UnlearnSettings(BaseModel):
     """This model's overrides of the engine's unlearning defaults (docs/engine.md); omitted fields keep them."""
 
     model_config = ConfigDict(extra="forbid")
-    # reference: one Adam step on grad mean_r - grad mean_f; gradient: plain-gradient steps with the AUC stop.
-    update: Literal["reference", "gradient"] | None = None
+    # targeted: the IAU step, then a bounded repair over minibatches that stops on the purpose's target (the
+    # engine's default); reference: one Adam step on grad mean_r - grad mean_f; gradient: plain-gradient steps
+    # with the AUC stop; neggrad+ and salun: the alternatives the benchmark compares.
+    update: Literal["targeted", "reference", "gradient", "neggrad+", "salun"] | None = None
     # reference: Adam learning rate of the single step.
     lr: float | None = Field(default=None, gt=0, le=1)
     # gradient: step size, and the weight of the retained (correction) term.
@@ -42,6 +44,14 @@ class UnlearnSettings(BaseModel):
     max_accuracy_drop: float | None = Field(default=None, ge=0, le=1)
     # rows per chunk when streaming gradients.
     chunk_size: int | None = Field(default=None, ge=1, le=1_000_000)
+    # Removal policy (app/models/policy.py, docs/outcomes.md); the engine does not read these.
+    # An unmet target: `retrain` exactly (needs the training recipe) or `report` it. Default: retrain when the
+    # service trained the model, report when it was uploaded.
+    escalate: Literal["retrain", "report"] | None = None
+    # Retrain from scratch once this many requests were removed approximately and not yet made exact (default 100).
+    consolidate_after_deletions: int | None = Field(default=None, ge=1, le=1_000_000)
+    # ... or once the oldest of them has stood this many hours (default 24).
+    consolidate_after_hours: float | None = Field(default=None, gt=0, le=8760)
 
 
 class ModelSpec(BaseModel):
@@ -66,8 +76,11 @@ class ModelOut(BaseModel):
     dataset_id: str
     architecture: dict[str, Any]
     train: dict[str, Any] | None
-    # Overrides of the engine's unlearning defaults for this model.
+    # Overrides of the engine's unlearning defaults and the removal policy fields given for this model.
     unlearn: dict[str, Any]
+    # The removal policy in force: escalate, consolidate_after_deletions, consolidate_after_hours (null for an
+    # uploaded model, which is never consolidated).
+    policy: dict[str, Any]
     # training | ready | failed
     status: Literal["training", "ready", "failed"]
     error: str | None

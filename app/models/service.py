@@ -15,7 +15,7 @@ from app.core.storage import BlobStore
 from app.core.uploads import TempUpload, keep_upload
 from app.datasets import repository as datasets_repository
 from app.datasets.orm import Dataset
-from app.models import repository
+from app.models import policy, repository
 from app.models.checks import check_architecture, check_checkpoint
 from app.models.orm import Model, ModelVersion
 from app.models.schemas import ModelOut, ModelSpec, ModelTrain, VersionOut
@@ -71,12 +71,19 @@ def register_for_training(session: Session, *, principal: Principal, body: Model
     return model
 
 
+def _check_policy(spec: ModelSpec, *, has_recipe: bool) -> None:
+    reason = policy.refusal(spec.unlearn.model_dump(exclude_none=True), has_recipe=has_recipe)
+    if reason:
+        raise Unprocessable(reason)
+
+
 def register_uploaded(
     session: Session, *, principal: Principal, spec: ModelSpec, upload: TempUpload, store: BlobStore
 ) -> Model:
     """A `ready` model whose version 1 is the uploaded checkpoint, validated against the architecture."""
     dataset = _dataset(session, principal=principal, dataset_id=spec.dataset_id)
     arch = check_architecture(architecture=spec.architecture, dataset=dataset)
+    _check_policy(spec, has_recipe=False)
     if upload.size == 0:
         raise Unprocessable("checkpoint is empty")
     check_checkpoint(spec=arch, path=upload.path)
@@ -146,6 +153,7 @@ def model_out(model: Model) -> ModelOut:
         architecture=model.architecture,
         train=model.train_recipe,
         unlearn=model.unlearn_defaults or {},
+        policy=policy.resolve(model.unlearn_defaults, has_recipe=model.train_recipe is not None).as_dict(),
         status=model.status,
         error=model.error,
         latest_version=model.latest_version,
