@@ -7,6 +7,8 @@ Runs when a worker starts and then every Settings.reconcile_interval_s. It re-en
 - every request `running` while nobody holds its model's lock (the worker that ran it died);
 - every model in `training` with no live training job;
 - the gradient-cache refresh of each latest version that has none and no job for it;
+- a consolidation of each model due for one (K approximate removals, or the oldest standing T hours:
+  workers/jobs/consolidate.py) with no live job for it;
 
 and purges any superseded version left available, and deletes blobs of purged versions that a crash left on
 disk. Every job is idempotent, so a needless re-enqueue
@@ -26,6 +28,7 @@ from app.core.db import session_scope, utcnow
 from app.core.logging import log_event
 from app.deletions.orm import DeletionRequest
 from app.models.orm import Model, ModelVersion
+from workers.jobs.consolidate import enqueue_if_due
 from workers.locks import is_locked
 from workers.publish import delete_blob_if_unused, leftover_blobs, purge_version, superseded_versions
 from workers.queue import (
@@ -47,6 +50,7 @@ class Report:
     deletions: list[str] = field(default_factory=list)  # request ids re-enqueued
     trainings: list[str] = field(default_factory=list)  # model ids re-enqueued
     caches: list[tuple[str, int]] = field(default_factory=list)  # (model id, version) enqueued
+    consolidations: list[str] = field(default_factory=list)  # model ids whose consolidation was queued
     purged: list[tuple[str, int]] = field(default_factory=list)  # (model id, version) purged
     blobs: list[str] = field(default_factory=list)  # sha256 of purged versions' blobs deleted
 
@@ -106,6 +110,8 @@ def reconcile() -> Report:
         enqueue_cache_refresh(model_id, version)
         report.caches.append((model_id, version))
 
+    report.consolidations = enqueue_if_due()
+
     for model_id, version in superseded_versions():
         if not model_busy(model_id) and purge_version(model_id=model_id, version=version):
             report.purged.append((model_id, version))
@@ -113,13 +119,14 @@ def reconcile() -> Report:
         if delete_blob_if_unused(sha):
             report.blobs.append(sha)
 
-    if report.deletions or report.trainings or report.purged or report.blobs:
+    if report.deletions or report.trainings or report.consolidations or report.purged or report.blobs:
         log_event(
             log,
             "reconcile.done",
             deletions=len(report.deletions),
             trainings=len(report.trainings),
             caches=len(report.caches),
+            consolidations=len(report.consolidations),
             purged=len(report.purged),
             blobs=len(report.blobs),
         )

@@ -132,6 +132,7 @@ _REQUEST_COLUMNS = (
     "tenant_id",
     "status",
     "method",
+    "purpose",
     "reason",
     "requester",
     "error",
@@ -140,6 +141,8 @@ _REQUEST_COLUMNS = (
     "created_at",
     "started_at",
     "finished_at",
+    "removed_by",
+    "exact_as_of_version",
 )
 
 
@@ -166,7 +169,7 @@ def deletion_receipt(
     if request is None or (tenant_id is not None and request.tenant_id != tenant_id):
         return None
     size = tree.tree_size(session)
-    versions = {request.base_version, request.result_version} - {None}
+    versions = {request.base_version, request.result_version, request.exact_as_of_version} - {None}
     audit = []
     for entry in repository.entries_for_request(session, request_id=request.id, model_id=request.model_id):
         if entry.seq > size:
@@ -180,6 +183,7 @@ def deletion_receipt(
         request={c: getattr(request, c) for c in _REQUEST_COLUMNS},
         base_version=_version(session, request.model_id, request.base_version),
         result_version=_version(session, request.model_id, request.result_version),
+        exact_version=_version(session, request.model_id, request.exact_as_of_version),
         audit=audit,
         tree_head=tree.signed_tree_head(session, signer, size),
         signer=signer,

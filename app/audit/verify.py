@@ -257,7 +257,16 @@ def verify_receipt(receipt: Mapping[str, Any], public_key: Ed25519PublicKey) -> 
         for key in sorted(set(logged_evidence) & set(evidence)):
             if logged_evidence[key] != evidence[key]:
                 raise VerificationError(f"evidence field {key!r} in the receipt differs from entry {e['seq']}")
-    for key in ("base_version", "result_version"):
+    exact = request.get("exact_as_of_version")
+    if exact is not None:
+        created = [e for e in by_type.get("version.created", []) if (e.get("refs") or {}).get("version") == exact]
+        covers = [_field(e, "exact") for e in created]
+        if not any(isinstance(c, Mapping) and c.get("covers_requests_through_version") == exact for c in covers):
+            raise VerificationError(f"no entry shows version {exact} retrained from scratch (exact_as_of_version)")
+        result = (receipt.get("result_version") or {}).get("version")
+        if result is None or result > exact:
+            raise VerificationError("exact_as_of_version precedes the request's result version")
+    for key in ("base_version", "result_version", "exact_version"):
         version = receipt.get(key)
         if not version:
             continue

@@ -28,3 +28,25 @@ def test_a_retrain_request_is_applied_alone(settings):
     f.make_deletion(tenant, model_id, [1], method="retrain")
     f.make_deletion(tenant, model_id, [2])
     assert _next_batch(model_id, None).request_ids == [first], "iau requests before a retrain, not past it"
+
+
+def test_only_requests_of_one_purpose_share_an_update(settings):
+    tenant = f.make_tenant()
+    model_id = f.make_training_model(tenant, f.make_dataset(tenant))
+    first = f.make_deletion(tenant, model_id, [0])
+    second = f.make_deletion(tenant, model_id, [1])
+    f.make_deletion(tenant, model_id, [2], purpose="poison")
+    f.make_deletion(tenant, model_id, [3])
+    batch = _next_batch(model_id, None)
+    assert (batch.request_ids, batch.purpose, batch.escalated) == ([first, second], "privacy", False)
+
+
+def test_every_escalation_waiting_for_the_model_goes_into_one_retrain(settings):
+    tenant = f.make_tenant()
+    model_id = f.make_training_model(tenant, f.make_dataset(tenant))
+    first = f.make_deletion(tenant, model_id, [0], escalated=True)
+    f.make_deletion(tenant, model_id, [1])
+    third = f.make_deletion(tenant, model_id, [2], purpose="poison", escalated=True)
+    f.make_deletion(tenant, model_id, [3], method="retrain")
+    batch = _next_batch(model_id, None)
+    assert (batch.request_ids, batch.method, batch.escalated) == ([first, third], "retrain", True)

@@ -4,7 +4,9 @@ One job is enqueued per deletion request, but whichever job holds the model's lo
 waiting for that model, oldest first:
 
 - `iau` requests that queue up behind a running update are coalesced into one update over the union of their
-  rows (the IAU update is additive over forgotten samples);
+  rows (the IAU update is additive over forgotten samples), when they share a purpose;
+- requests whose update missed its target under the `retrain` policy (workers/jobs/escalate.py) are applied
+  together, all those waiting for the model, as one exact retrain;
 - `retrain` requests are applied one at a time by training from scratch on the retained rows with the model's
   recorded recipe;
 - a request left `running` by a worker that died is taken over (the lock being free proves nobody works on it);
@@ -29,6 +31,7 @@ from app.core.metrics import observe_phase, record_failures, record_update
 from app.deletions.orm import DeletionRequest
 from app.models.orm import Model, ModelVersion
 from workers.datastore import TrainingData, live_mask, load_dataset, request_rows
+from workers.jobs import escalate
 from workers.jobs.common import PermanentError, audit_many, current_job_id, event, phase, short_error, write_checkpoint
 from workers.jobs.updates import request_evidence, run_update
 from workers.locks import LockUnavailable, model_lock
@@ -38,6 +41,7 @@ RETRY_WAIT = "retry_wait"  # stage of a queued request waiting for its retry job
 RETRY_BACKOFF_S = (2.0, 10.0, 60.0, 300.0)  # delay before retry k (1-based); the last value repeats
 MAX_ROUNDS = 50  # updates one job applies before leaving the rest to the jobs queued behind it
 PROGRESS_EVERY_S = 0.5  # least seconds between two progress writes
+ESCALATED = 0  # what _apply_batch returns when the update missed its target and a retrain is owed instead
 
 
 def retry_delay(attempt: int) -> float:
@@ -48,6 +52,15 @@ def retry_delay(attempt: int) -> float:
 class Batch:
     request_ids: list[str]
     method: str  # iau | retrain
+    purpose: str = "privacy"  # privacy | poison: the target of an iau update
+    escalated: bool = False  # the exact retrain owed to requests whose iau update missed its target
+
+
+def _kind(r: DeletionRequest) -> tuple[str, ...]:
+    """Requests of one kind may share an update."""
+    if r.escalated_at is not None:
+        return ("escalated",)
+    return (r.method, r.purpose or "privacy")
 
 
 def apply_deletions(model_id: str, request_id: str | None = None) -> dict:
@@ -75,9 +88,14 @@ def apply_deletions(model_id: str, request_id: str | None = None) -> dict:
                 version = _apply_batch(model_id, batch, job_id)
                 if version is None:
                     break  # a failed attempt: the jobs queued behind this one carry on
-                applied.append(version)
+                if version != ESCALATED:
+                    applied.append(version)
     except LockUnavailable:
         event("deletion.taken_over", model_id=model_id, deletion_id=request_id)
+    if applied:
+        from workers.jobs.consolidate import enqueue_if_due
+
+        enqueue_if_due(model_id)
     return {"model_id": model_id, "versions": applied}
 
 
@@ -115,22 +133,33 @@ def _next_batch(model_id: str, job_id: str | None) -> Batch | None:
         retry = r.status == "queued" and r.stage == RETRY_WAIT
         if retry and r.job_id != job_id:
             continue  # waits for its own retry job
-        alone = retry or r.method == "retrain"
+        alone = retry or (r.method == "retrain" and r.escalated_at is None)
         if not batch:
             batch.append(r)
             if alone:
                 break
-        elif alone or (settings.max_coalesce and len(batch) >= settings.max_coalesce):
+        elif _kind(batch[0]) == ("escalated",):
+            if _kind(r) == ("escalated",) and not alone:
+                batch.append(r)  # every escalation waiting for the model goes into one retrain
+        elif alone or _kind(r) != _kind(batch[0]) or (settings.max_coalesce and len(batch) >= settings.max_coalesce):
             break
         else:
             batch.append(r)
     if not batch:
         return None
-    return Batch(request_ids=[r.id for r in batch], method=batch[0].method)
+    first = batch[0]
+    escalated = first.escalated_at is not None
+    return Batch(
+        request_ids=[r.id for r in batch],
+        method="retrain" if escalated else first.method,
+        purpose=first.purpose or "privacy",
+        escalated=escalated,
+    )
 
 
 def _apply_batch(model_id: str, batch: Batch, job_id: str | None) -> int | None:
-    """One update. Returns the published version, or None when the attempt failed."""
+    """One update. Returns the published version, ESCALATED when the update missed its target and its requests
+    now wait for an exact retrain, or None when the attempt failed."""
     settings = get_settings()
     attempts = _mark_running(model_id, batch, job_id)
     try:
@@ -262,7 +291,8 @@ class _Progress:
 
 
 def _run_and_publish(model_id: str, batch: Batch, job_id: str | None) -> int:
-    """Run the update and commit the new version (purging the superseded one); returns the new version."""
+    """Run the update and commit the new version (purging the superseded one); returns the new version, or
+    ESCALATED when nothing was published because an exact retrain is owed instead."""
     progress = _Progress(batch.request_ids)
     load_started = time.perf_counter()
     with session_scope() as session:
@@ -307,10 +337,14 @@ def _run_and_publish(model_id: str, batch: Batch, job_id: str | None) -> int:
         live=live,
         forget_idx=forget_idx,
         on_stage=progress.stage,
+        purpose=batch.purpose,
     )
     for name, seconds in (result.evidence.get("timings_s") or {}).items():
         if name != "total":  # the engine's phases; "total" is their sum
             observe_phase("deletion", name, seconds)
+    if batch.method == "iau" and escalate.review(result.evidence, model_info):
+        escalate.escalate(model_id=model_id, request_ids=batch.request_ids, evidence=result.evidence, job_id=job_id)
+        return ESCALATED
     progress.stage("publishing", 0.95)
     with phase("deletion", "write"):
         sha, size = write_checkpoint(result.state_dict)
@@ -319,6 +353,10 @@ def _run_and_publish(model_id: str, batch: Batch, job_id: str | None) -> int:
             Outcome(request_id=rid, evidence=request_evidence(result, data, rid, rows[rid], batch.request_ids))
             for rid in batch.request_ids
         ]
+        if batch.escalated:
+            missed = escalate.missed_outcomes(batch.request_ids)
+            for o in outcomes:
+                o.evidence["escalated_from"] = missed.get(o.request_id) or {}
     try:
         with phase("deletion", "publish"):
             new_version = publish_version(
@@ -329,6 +367,8 @@ def _run_and_publish(model_id: str, batch: Batch, job_id: str | None) -> int:
                 outcomes=outcomes,
                 evidence_summary={**result.evidence, "applied_requests": list(batch.request_ids)},
                 job_id=job_id,
+                removed_by="retrain_escalated" if batch.escalated else batch.method,
+                exact_trigger=("escalation" if batch.escalated else "retrain") if batch.method == "retrain" else None,
             )
     except BaseException:
         with contextlib.suppress(Exception):  # nothing was published: drop the unreferenced blob if we can
