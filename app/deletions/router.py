@@ -66,10 +66,19 @@ def _create_deletion(request: Request, model_id: str, body: DeletionCreate, idem
             tenant_id=principal.tenant_id,
             idempotency_key=idempotency_key,
             scope=f"POST {request.url.path}",
-            fp=fingerprint(body.model_dump(mode="json")),
+            fp=fingerprint(_fingerprinted(body)),
             settings=settings,
             work=work,
         )
+
+
+def _fingerprinted(body: DeletionCreate) -> dict:
+    """The body as its Idempotency-Key fingerprint sees it: the default purpose left out, so that a request and
+    its retry compare equal whether or not they name it (and across the release that added it)."""
+    fields = body.model_dump(mode="json")
+    if fields.get("purpose") == "privacy":
+        del fields["purpose"]
+    return fields
 
 
 @router.get("/deletions/{request_id}", response_model=DeletionOut)

@@ -21,9 +21,10 @@ from tests.workers.outcomes import (
     retrained,
     status,
 )
-from workers.jobs import escalate
+from workers.jobs import deletions, escalate
 from workers.jobs.deletions import apply_deletions
-from workers.queue import job_status
+from workers.jobs.updates import run_update
+from workers.queue import get_queue, job_status
 from workers.reconciler import reconcile
 
 pytestmark = pytest.mark.usefixtures("test_queue")
@@ -96,6 +97,18 @@ def test_escalation_survives_the_worker_dying(app, client, verdict, monkeypatch)
     report = reconcile()
     assert sorted(report.deletions) == sorted([first, second])
     assert job_status(f.request(first).job_id) is not None
+
+    def die_retraining(**kwargs):  # the re-enqueued job's worker dies too, during the retrain
+        assert kwargs["method"] == "retrain"
+        raise WorkerDied
+
+    monkeypatch.setattr(deletions, "run_update", die_retraining)
+    get_queue().empty()  # a worker took the re-enqueued job ...
+    with pytest.raises(WorkerDied):
+        apply_deletions(model_id)
+    monkeypatch.setattr(deletions, "run_update", run_update)
+    assert {f.request(rid).status for rid in (first, second)} == {"running"}
+    assert sorted(reconcile().deletions) == sorted([first, second]), "orphaned while running: taken over"
 
     apply_deletions(model_id)  # what the re-enqueued job runs
     assert len(verdict["purposes"]) == 1, "the approximate update is not run again"
