@@ -32,7 +32,7 @@ from workers.engine import TrainConfig, param_distance, sha256_state_dict, train
 from workers.engine.evidence import retained_sample_index, snapshot
 from workers.engine.zoo import load_model
 from workers.jobs.common import arch_spec, current_job_id, device, event, phase, read_checkpoint, write_checkpoint
-from workers.jobs.updates import config_from, exact_outcome
+from workers.jobs.updates import config_from, measured_exact_outcome
 from workers.locks import LockUnavailable, model_lock
 from workers.publish import delete_blob_if_unused, publish_version
 
@@ -119,7 +119,7 @@ def _consolidate(model_id: str, *, trigger: str) -> int:
         "after": after,
         "param_distance": param_distance(state, new_state),
         "checkpoint_sha256": {"before": sha256_state_dict(state), "after": sha256_state_dict(new_state)},
-        "outcome": exact_outcome(after),
+        "outcome": measured_exact_outcome(after),
         "timings_s": {k: round(v, 6) for k, v in timings.items()},
         "note": "retrained from scratch on every live row with the recorded recipe; 'forget' measures a sample "
         "of the rows of the approximate removals it makes exact",

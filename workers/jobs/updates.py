@@ -35,6 +35,7 @@ from workers.engine import (
     unlearn,
 )
 from workers.engine.evidence import retained_sample_index, snapshot
+from workers.engine.retrain import exact_outcome
 from workers.engine.zoo import load_model
 from workers.jobs.common import PermanentError, arch_spec, device, phase, read_grad_cache
 
@@ -168,23 +169,21 @@ def _retrain(spec, model_info, state, data, retain_mask, forget_idx, on_stage) -
         "forget_commitment": forget_commitment(forget_ids, *forget),
         "timings_s": {k: round(v, 6) for k, v in {**timings, "total": time.perf_counter() - started}.items()},
         "note": "exact unlearning: retrained from scratch without the forgotten rows, with the recorded recipe",
-        "outcome": exact_outcome(after),
+        "outcome": measured_exact_outcome(after),
     }
     return UpdateResult(state_dict=new_state, evidence=evidence)
 
 
-def exact_outcome(after: dict[str, Any]) -> dict[str, Any]:
-    """The verdict of a model retrained from scratch without the rows: exact by construction; `measured` holds
-    what the evidence measured after it, for comparison with approximate updates."""
+def measured_exact_outcome(after: dict[str, Any]) -> dict[str, Any]:
+    """The engine's verdict of an exact retrain (met by construction) with `measured` filled from the evidence
+    taken after it, for comparison with approximate updates."""
     return {
-        "target": {"kind": "exact"},
-        "met": True,
+        **exact_outcome(),
         "measured": {
             "membership_auc": after.get("membership_auc"),
             "forget_accuracy": (after.get("forget") or {}).get("accuracy"),
             "holdout_accuracy": (after.get("holdout") or {}).get("accuracy"),
         },
-        "reason": "retrained from scratch on the live rows without the forgotten ones, with the recorded recipe",
     }
 
 
