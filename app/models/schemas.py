@@ -31,17 +31,26 @@ class UnlearnSettings(BaseModel):
     # engine's default); reference: one Adam step on grad mean_r - grad mean_f; gradient: plain-gradient steps
     # with the AUC stop; neggrad+ and salun: the alternatives the benchmark compares.
     update: Literal["targeted", "reference", "gradient", "neggrad+", "salun"] | None = None
-    # reference: Adam learning rate of the single step.
+    # reference, and stage 1 of the targeted family: Adam learning rate of the single step.
     lr: float | None = Field(default=None, gt=0, le=1)
     # gradient: step size, and the weight of the retained (correction) term.
     eta: float | None = Field(default=None, gt=0, le=1e4)
     retain_weight: float | None = Field(default=None, ge=0, le=1e3)
-    # gradient: step budget, membership AUC to stop at and its tolerance.
+    # gradient: step budget.
     max_steps: int | None = Field(default=None, ge=1, le=1000)
+    # The privacy target: membership AUC of forgotten vs unseen rows to reach, the tolerance around it, and how
+    # many standard errors of a no-signal AUC the band also admits (tiny forget sets).
     target_auc: float | None = Field(default=None, ge=0, le=1)
     auc_tolerance: float | None = Field(default=None, ge=0, le=1)
-    # gradient: largest accuracy drop (fraction) a step may cost before it is halved or undone.
+    auc_noise_z: float | None = Field(default=None, ge=0, le=10)
+    # The poison target: largest share of forgotten rows whose (poisoned) label the model may still reproduce.
+    max_forget_accuracy: float | None = Field(default=None, ge=0, le=1)
+    # The utility guard: largest accuracy drop (fraction) the update (a step, for gradient) may cost.
     max_accuracy_drop: float | None = Field(default=None, ge=0, le=1)
+    # Budgets of the targeted family: repair checks (privacy), NegGrad+ and fine-tune steps (poison).
+    repair_steps: int | None = Field(default=None, ge=1, le=10_000)
+    poison_steps: int | None = Field(default=None, ge=1, le=10_000)
+    finetune_steps: int | None = Field(default=None, ge=0, le=10_000)
     # rows per chunk when streaming gradients.
     chunk_size: int | None = Field(default=None, ge=1, le=1_000_000)
     # Removal policy (app/models/policy.py, docs/outcomes.md); the engine does not read these.

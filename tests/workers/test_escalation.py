@@ -40,7 +40,7 @@ def test_unmet_target_escalates_to_the_retrained_checkpoint(app, client, verdict
 
     apply_deletions(model_id)
 
-    assert verdict["purposes"] in ([None], ["privacy"]), "one approximate update for both requests"
+    assert verdict["purposes"] == ["privacy"], "one approximate update for both requests"
     for rid in (first, second):
         body = status(client, rid)
         assert body["status"] == "succeeded", body
@@ -132,7 +132,7 @@ def test_report_policy_publishes_the_unmet_verdict(app, client, verdict):
     assert body["outcome"]["met"] is False and "forced" in body["outcome"]["reason"]
     assert body["evidence"]["escalation"]["policy"] == "report"
     assert body["evidence"]["purpose"] == "poison"
-    assert verdict["purposes"] in ([None], ["poison"])
+    assert verdict["purposes"] == ["poison"], "the request's purpose configures the update"
     assert [(v.version, v.state) for v in f.versions(model_id)] == [(1, "purged"), (2, "available")]
     assert receipt(client, rid)["outcome"]["met"] is False
 
@@ -146,3 +146,18 @@ def test_met_target_is_published_as_an_approximate_removal(app, client, verdict)
     assert (body["removed_by"], body["result_version"], body["exact_as_of_version"]) == ("iau", 2, None)
     assert body["outcome"]["met"] is True and "escalated_from" not in body["evidence"]
     assert receipt(client, rid)["request"]["exact_as_of_version"] is None
+
+
+@pytest.mark.parametrize("backend", ["postgresql"])
+def test_the_engines_own_unmet_verdict_escalates(app, client):
+    """No forcing: a target the engine cannot reach (membership AUC exactly 0) gives met false, then the retrain."""
+    unreachable = {"target_auc": 0.0, "auc_tolerance": 0.0, "auc_noise_z": 0.0, "repair_steps": 2}
+    model_id = register_trained(app, client, unlearn=unreachable)
+    rid = delete(client, model_id, [30, 31, 32])
+    apply_deletions(model_id)
+    body = status(client, rid)
+    missed = body["evidence"]["escalated_from"]
+    assert missed["outcome"]["met"] is False and missed["outcome"]["target"]["kind"] == "membership"
+    assert missed["update"] == "targeted" and missed["purpose"] == "privacy"
+    assert (body["status"], body["removed_by"], body["exact_as_of_version"]) == ("succeeded", "retrain_escalated", 2)
+    assert_same_tensors(checkpoint(client, model_id, 2), retrained([30, 31, 32]))
