@@ -47,6 +47,7 @@ def _uncovered(model_id: str) -> list[str]:
 def test_k_approximate_removals_are_consolidated_and_every_receipt_shows_it(app, client, verdict):
     model_id = register_trained(app, client, unlearn={"consolidate_after_deletions": 2})
     policy = client.get(f"/v1/models/{model_id}").json()["policy"]
+    assert client.get(f"/v1/models/{model_id}").json()["unlearn"]["consolidate_after_deletions"] == 2
     assert policy == {"escalate": "retrain", "consolidate_after_deletions": 2, "consolidate_after_hours": 24.0}
     first = delete(client, model_id, [0])
     apply_deletions(model_id)
