@@ -84,7 +84,8 @@ def test_whole_user_path(service, files, tmp_path):
     assert output(unlearn(service, "status", deletion["id"]))["status"] == "succeeded"
     # The worker's counters reach the API's /metrics through the shared multi-process folder.
     metrics = httpx.get(f"{service.url}/metrics").text
-    applied = re.search(r'^unlearn_deletions_applied_total\{method="iau"\} (\S+)$', metrics, re.MULTILINE)
+    # (method "retrain" when the approximate update missed its target and the default policy retrained)
+    applied = re.search(r'^unlearn_deletions_applied_total\{method="(?:iau|retrain)"\} (\S+)$', metrics, re.MULTILINE)
     assert applied and float(applied.group(1)) >= 1, metrics[:2000]
 
     versions = output(unlearn(service, "models", "versions", model["id"]))
