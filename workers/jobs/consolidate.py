@@ -31,10 +31,19 @@ from workers.datastore import live_mask, load_dataset
 from workers.engine import TrainConfig, param_distance, sha256_state_dict, train
 from workers.engine.evidence import retained_sample_index, snapshot
 from workers.engine.zoo import load_model
-from workers.jobs.common import arch_spec, current_job_id, device, event, phase, read_checkpoint, write_checkpoint
+from workers.jobs.common import (
+    arch_spec,
+    current_job_id,
+    device,
+    event,
+    phase,
+    read_checkpoint,
+    short_error,
+    write_checkpoint,
+)
 from workers.jobs.updates import config_from, measured_exact_outcome
 from workers.locks import LockUnavailable, model_lock
-from workers.publish import delete_blob_if_unused, publish_version
+from workers.publish import delete_blob_if_unused, model_exists, publish_version
 
 RETRY_AFTER_S = 900.0  # least seconds between a failed consolidation and the next try
 COVERED_SAMPLE = 4096  # rows of the covered requests measured before and after (a fixed seeded sample)
@@ -57,7 +66,13 @@ def consolidate_model(model_id: str) -> dict:
             due = due_models(model_id)
             if not due:
                 return {"model_id": model_id, "skipped": True}
-            version = _consolidate(model_id, trigger=due[0][1])
+            try:
+                version = _consolidate(model_id, trigger=due[0][1])
+            except Exception as exc:
+                if model_exists(model_id):
+                    raise  # the job fails; the maintenance tries again after RETRY_AFTER_S
+                event("model.removed_while_consolidating", model_id=model_id, error=short_error(exc))
+                return {"model_id": model_id, "skipped": True}
     except LockUnavailable:
         return {"model_id": model_id, "skipped": True}
     from workers.jobs.deletions import _after_publish
