@@ -1,17 +1,11 @@
 """Apply deletion requests to a model: lock, coalesce, unlearn, publish, purge (design.md sections 1, 3, 5).
 
 One job is enqueued per deletion request, but whichever job holds the model's lock applies everything that is
-waiting for that model, oldest first:
-
-- `iau` requests that queue up behind a running update are coalesced into one update over the union of their
-  rows (the IAU update is additive over forgotten samples), when they share a purpose;
-- requests whose update missed its target under the `retrain` policy (workers/jobs/escalate.py) are applied
-  together, all those waiting for the model, as one exact retrain;
-- `retrain` requests are applied one at a time by training from scratch on the retained rows with the model's
-  recorded recipe;
-- a request left `running` by a worker that died is taken over (the lock being free proves nobody works on it);
-- a request waiting to retry after a failed attempt (stage `retry_wait`) is applied alone, only by its own
-  retry job, so one bad request cannot fail the others twice and backoff is respected.
+waiting for that model, oldest first, one update at a time (workers/jobs/batches.py says which requests share an
+update: coalesced `iau` requests of one purpose, every escalated request in one exact retrain, a `retrain` or a
+retry alone). A request left `running` by a worker that died is taken over (the lock being free proves nobody
+works on it). An `iau` update whose verdict missed its target is handed to workers/jobs/escalate.py instead of
+being published; after a job published anything, a consolidation is queued if the model is due.
 
 A job whose request was taken over by the lock holder stops waiting and does nothing.
 """
@@ -20,7 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import time
-from dataclasses import dataclass
 
 import torch
 from sqlalchemy import func, select, update
@@ -32,12 +25,12 @@ from app.deletions.orm import DeletionRequest
 from app.models.orm import Model, ModelVersion
 from workers.datastore import TrainingData, live_mask, load_dataset, request_rows
 from workers.jobs import escalate
+from workers.jobs.batches import RETRY_WAIT, Batch, next_batch
 from workers.jobs.common import PermanentError, audit_many, current_job_id, event, phase, short_error, write_checkpoint
 from workers.jobs.updates import request_evidence, run_update
 from workers.locks import LockUnavailable, model_lock
 from workers.publish import Outcome, delete_blob_if_unused, fail_requests, model_exists, publish_version
 
-RETRY_WAIT = "retry_wait"  # stage of a queued request waiting for its retry job
 RETRY_BACKOFF_S = (2.0, 10.0, 60.0, 300.0)  # delay before retry k (1-based); the last value repeats
 MAX_ROUNDS = 50  # updates one job applies before leaving the rest to the jobs queued behind it
 PROGRESS_EVERY_S = 0.5  # least seconds between two progress writes
@@ -46,21 +39,6 @@ ESCALATED = 0  # what _apply_batch returns when the update missed its target and
 
 def retry_delay(attempt: int) -> float:
     return RETRY_BACKOFF_S[min(attempt, len(RETRY_BACKOFF_S)) - 1]
-
-
-@dataclass
-class Batch:
-    request_ids: list[str]
-    method: str  # iau | retrain
-    purpose: str = "privacy"  # privacy | poison: the target of an iau update
-    escalated: bool = False  # the exact retrain owed to requests whose iau update missed its target
-
-
-def _kind(r: DeletionRequest) -> tuple[str, ...]:
-    """Requests of one kind may share an update."""
-    if r.escalated_at is not None:
-        return ("escalated",)
-    return (r.method, r.purpose or "privacy")
 
 
 def apply_deletions(model_id: str, request_id: str | None = None) -> dict:
@@ -82,7 +60,7 @@ def apply_deletions(model_id: str, request_id: str | None = None) -> dict:
     try:
         with model_lock(model_id, give_up=taken_over):
             for _ in range(MAX_ROUNDS):
-                batch = _next_batch(model_id, job_id)
+                batch = next_batch(model_id, job_id)
                 if batch is None:
                     break
                 version = _apply_batch(model_id, batch, job_id)
@@ -105,56 +83,6 @@ def _settled(request_id: str) -> bool:
     with session_scope() as session:
         status = session.scalar(select(DeletionRequest.status).where(DeletionRequest.id == request_id))
     return status in ("succeeded", "failed")
-
-
-def _next_batch(model_id: str, job_id: str | None) -> Batch | None:
-    """Under the lock: the next update to apply, failing requests that ran out of attempts."""
-    settings = get_settings()
-    max_attempts = settings.max_attempts
-    with session_scope() as session:
-        waiting = list(
-            session.execute(
-                select(DeletionRequest)
-                .where(DeletionRequest.model_id == model_id, DeletionRequest.status.in_(("queued", "running")))
-                .order_by(DeletionRequest.created_at, DeletionRequest.id)
-            ).scalars()
-        )
-    exhausted = {
-        r.id: f"gave up after {r.attempts} attempts; last: {r.error or 'the worker stopped during the update'}"
-        for r in waiting
-        if r.status == "running" and r.attempts >= max_attempts
-    }
-    if exhausted:
-        fail_requests(model_id=model_id, reasons=exhausted)
-    batch: list[DeletionRequest] = []
-    for r in waiting:
-        if r.id in exhausted:
-            continue
-        retry = r.status == "queued" and r.stage == RETRY_WAIT
-        if retry and r.job_id != job_id:
-            continue  # waits for its own retry job
-        alone = retry or (r.method == "retrain" and r.escalated_at is None)
-        if not batch:
-            batch.append(r)
-            if alone:
-                break
-        elif _kind(batch[0]) == ("escalated",):
-            if _kind(r) == ("escalated",) and not alone:
-                batch.append(r)  # every escalation waiting for the model goes into one retrain
-        elif alone or _kind(r) != _kind(batch[0]) or (settings.max_coalesce and len(batch) >= settings.max_coalesce):
-            break
-        else:
-            batch.append(r)
-    if not batch:
-        return None
-    first = batch[0]
-    escalated = first.escalated_at is not None
-    return Batch(
-        request_ids=[r.id for r in batch],
-        method="retrain" if escalated else first.method,
-        purpose=first.purpose or "privacy",
-        escalated=escalated,
-    )
 
 
 def _apply_batch(model_id: str, batch: Batch, job_id: str | None) -> int | None:
