@@ -24,7 +24,7 @@ from tests.workers.outcomes import (
 )
 from workers.jobs.consolidate import consolidate_model, job_id
 from workers.jobs.deletions import apply_deletions
-from workers.queue import job_status
+from workers.queue import enqueue_deletion, job_status
 from workers.reconciler import reconcile
 
 pytestmark = pytest.mark.usefixtures("test_queue")
@@ -122,3 +122,18 @@ def test_an_exact_retrain_covers_the_approximate_removals_before_it(app, client,
     receipt(client, approximate)
     assert_same_tensors(checkpoint(client, model_id, 3), retrained([20, 21]))
     assert job_status(job_id(model_id)) is None, "nothing approximate left: no consolidation queued"
+
+
+@pytest.mark.parametrize("backend", ["postgresql"])
+def test_a_worker_process_runs_the_consolidation(settings, workers):
+    """The real `python -m workers`: the deletion job queues the consolidation and the worker runs it."""
+    tenant = f.make_tenant()
+    unlearn = {**f.MOVING_UPDATE, "repair_steps": 3, "escalate": "report", "consolidate_after_deletions": 1}
+    model_id = f.trained_model(tenant, f.make_dataset(tenant, rows=600), unlearn_defaults=unlearn)
+    rid = f.make_deletion(tenant, model_id, [0, 1])
+    enqueue_deletion(rid, model_id)
+    workers.start()
+    done = f.wait_for(lambda: (r := f.request(rid)).exact_as_of_version and r, timeout=180, what="consolidation")
+    assert (done.removed_by, done.result_version, done.exact_as_of_version) == ("iau", 2, 3)
+    assert f.versions(model_id)[2].evidence_summary["method"] == "consolidation"
+    assert [v.state for v in f.versions(model_id)] == ["purged", "purged", "available"]
