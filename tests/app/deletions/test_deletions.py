@@ -134,6 +134,9 @@ def test_idempotency(client, app, jobs, model):
     again = post(client, model, ["user-1"], headers=headers)
     assert first.status_code == again.status_code == 202
     assert again.json() == first.json() and again.headers["location"] == first.headers["location"]
+    named = post(client, model, ["user-1"], purpose="privacy", headers=headers)  # the default, named: the same body
+    assert named.status_code == 202 and named.json() == first.json()
+    assert post(client, model, ["user-1"], purpose="poison", headers=headers).status_code == 422
     assert post(client, model, ["user-2"], headers=headers).status_code == 422
     assert row_counts(app) == before
     assert jobs.deletions == [first.json()["id"]]
