@@ -198,6 +198,16 @@ def _field(entry: Mapping[str, Any], key: str) -> Any:
     return None
 
 
+def _retrained_from_scratch(created: Mapping[str, Any], version: int) -> bool:
+    """The version.created entry says its checkpoint was trained from scratch on the live rows: an `exact` block
+    covering the version, or (versions published before the block existed) a `retrain` or `consolidation`."""
+    evidence = created.get("evidence") or {}
+    exact = evidence.get("exact")
+    if isinstance(exact, Mapping):
+        return exact.get("covers_requests_through_version") == version
+    return evidence.get("method") in ("retrain", "consolidation")
+
+
 def verify_receipt(receipt: Mapping[str, Any], public_key: Ed25519PublicKey) -> None:
     """Check a deletion receipt: its signature, its tree head, every audit entry's inclusion, and that the
     entries tell the same story as the receipt (request, sample ids, versions, checkpoint hashes, evidence)."""
@@ -260,8 +270,7 @@ def verify_receipt(receipt: Mapping[str, Any], public_key: Ed25519PublicKey) -> 
     exact = request.get("exact_as_of_version")
     if exact is not None:
         created = [e for e in by_type.get("version.created", []) if (e.get("refs") or {}).get("version") == exact]
-        covers = [_field(e, "exact") for e in created]
-        if not any(isinstance(c, Mapping) and c.get("covers_requests_through_version") == exact for c in covers):
+        if not any(_retrained_from_scratch(e, exact) for e in created):
             raise VerificationError(f"no entry shows version {exact} retrained from scratch (exact_as_of_version)")
         result = (receipt.get("result_version") or {}).get("version")
         if result is None or result > exact:
