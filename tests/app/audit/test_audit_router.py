@@ -101,9 +101,11 @@ def test_consistency_between_heads(client, make_key):
     assert_problem(client.get("/v1/audit/tree-head", params={"size": 10**9}), 422)
 
 
-def _seed_deletion(app, tenant_id: str, *, created: dict | None = None, exact_as_of_version: int | None = None) -> str:
-    """A model with versions 1 (purged) and 2, and a succeeded deletion, as the service records them (`created`:
-    the evidence of version 2's version.created entry)."""
+def _seed_deletion(
+    app, tenant_id: str, *, created_evidence: dict | None = None, exact_as_of_version: int | None = None
+) -> str:
+    """A model with versions 1 (purged) and 2, and a succeeded deletion, as the service records them
+    (`created_evidence`: the evidence of version 2's version.created entry)."""
     ids = [str(uuid.uuid4()) for _ in range(3)]
     dataset_id, model_id, request_id = ids
     now = datetime.now(UTC)
@@ -129,15 +131,17 @@ def _seed_deletion(app, tenant_id: str, *, created: dict | None = None, exact_as
                               requester="key-1", started_at=now, finished_at=now,
                               exact_as_of_version=exact_as_of_version))  # fmt: skip
         s.flush()
+        requested = {"sample_count": 2, "method": "iau", "sample_ids_sha256": commit_sample_ids(sample_ids)}
+        created = {"model_id": model_id, "version": 2, "parent_version": 1, "checkpoint_sha256": "22" * 32}
         audit = [
-            ("deletion.requested", refs, {"sample_count": 2, "sample_ids_sha256": commit_sample_ids(sample_ids)}),
-            ("deletion.started", refs | {"base_version": 1}, {}),
-            ("deletion.succeeded", refs | {"version": 2}, evidence),
-            ("version.created", {"model_id": model_id, "version": 2, "checkpoint_sha256": "22" * 32}, created or {}),
-            ("version.purged", {"model_id": model_id, "version": 1, "checkpoint_sha256": "11" * 32}, {}),
+            ("key-1", "deletion.requested", refs, requested),
+            ("worker", "deletion.started", refs | {"base_version": 1}, {}),
+            ("worker", "deletion.succeeded", refs | {"version": 2}, evidence),
+            ("worker", "version.created", created, created_evidence or {}),
+            ("worker", "version.purged", {"model_id": model_id, "version": 1, "checkpoint_sha256": "11" * 32}, {}),
         ]
-        for event_type, r, ev in audit:
-            append_entry(s, actor="worker", event_type=event_type, tenant_id=tenant_id, refs=r, evidence=ev)
+        for actor, event_type, r, ev in audit:
+            append_entry(s, actor=actor, event_type=event_type, tenant_id=tenant_id, refs=r, evidence=ev)
         s.commit()
     return request_id
 
@@ -186,11 +190,11 @@ def test_receipt_verifies_offline(app, client, root_client, tenant, tmp_path):
 def test_receipt_claiming_exactness_needs_a_retrain_from_scratch_in_the_log(app, client, tenant):
     key = public_key(client)
     for created in ({"method": "retrain"}, {"method": "iau", "exact": {"covers_requests_through_version": 2}}):
-        request_id = _seed_deletion(app, tenant["id"], created=created, exact_as_of_version=2)
+        request_id = _seed_deletion(app, tenant["id"], created_evidence=created, exact_as_of_version=2)
         receipt = client.get(f"/v1/deletions/{request_id}/receipt").json()
         assert receipt["request"]["exact_as_of_version"] == 2 and receipt["exact_version"]["version"] == 2
         verify_receipt(receipt, key)
-    request_id = _seed_deletion(app, tenant["id"], created={"method": "iau"}, exact_as_of_version=2)
+    request_id = _seed_deletion(app, tenant["id"], created_evidence={"method": "iau"}, exact_as_of_version=2)
     try:
         verify_receipt(client.get(f"/v1/deletions/{request_id}/receipt").json(), key)
     except VerificationError as exc:
