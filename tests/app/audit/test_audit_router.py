@@ -128,7 +128,7 @@ def _seed_deletion(
                                checkpoint_size=10, state=state))  # fmt: skip
         s.add(DeletionRequest(id=request_id, tenant_id=tenant_id, model_id=model_id, sample_ids=sample_ids,
                               status="succeeded", base_version=1, result_version=2, evidence=evidence,
-                              requester="key-1", started_at=now, finished_at=now,
+                              requester="key-1", started_at=now, finished_at=now, removed_by="iau",
                               exact_as_of_version=exact_as_of_version))  # fmt: skip
         s.flush()
         requested = {"sample_count": 2, "method": "iau", "sample_ids_sha256": commit_sample_ids(sample_ids)}
