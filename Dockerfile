@@ -1,4 +1,3 @@
-# syntax=docker/dockerfile:1
 # Images for the unlearning service. Build targets:
 #   api         FastAPI on uvicorn, CPU-only torch (the API validates checkpoints against the model zoo)
 #   migrate     one-shot schema migration (`alembic upgrade head`), same image as api
@@ -7,11 +6,19 @@
 # Dependencies are read from pyproject.toml and the project is installed with `pip install .`.
 #   docker build --target api -t unlearn-api .
 #   docker build --target worker -t unlearn-worker .
+# Build arguments (defaults: the public images and indexes):
+#   PYTHON_IMAGE         base image with Python (a `python` command and the venv module) and Debian's tools
+#   TORCH_CPU_INDEX_URL  index of the CPU-only torch build; empty: pip's default index
+# Optional inputs for hosts without access to every index (none is baked into an image):
+#   wheels/              local wheels for the CPU stages, preferred to any index (the CPU torch wheel)
+#   secret ca_bundle     a CA bundle pip trusts, for HTTPS through a TLS-inspecting proxy
+#                        (docker build --secret id=ca_bundle,src=/etc/ssl/certs/ca-certificates.crt)
 
 # Must satisfy requires-python in pyproject.toml.
 ARG PYTHON_VERSION=3.11
+ARG PYTHON_IMAGE=python:${PYTHON_VERSION}-slim-bookworm
 
-FROM python:${PYTHON_VERSION}-slim-bookworm AS base
+FROM ${PYTHON_IMAGE} AS base
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PIP_NO_CACHE_DIR=1 \
@@ -19,7 +26,8 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     VIRTUAL_ENV=/opt/venv \
     PATH=/opt/venv/bin:$PATH \
     UNLEARN_STORAGE_DIR=/var/lib/unlearn/blobs \
-    UNLEARN_AUDIT_KEY_PATH=/var/lib/unlearn/keys/audit-signing-key.pem
+    UNLEARN_AUDIT_KEY_PATH=/var/lib/unlearn/keys/audit-signing-key.pem \
+    UNLEARN_ID_KEY_PATH=/var/lib/unlearn/keys/id-hash-key
 # A fixed uid/gid so a shared blob volume has the same owner on every host.
 RUN groupadd --system --gid 10001 unlearn \
  && useradd --system --uid 10001 --gid unlearn --home-dir /srv/unlearn --shell /usr/sbin/nologin unlearn \
@@ -28,29 +36,43 @@ RUN groupadd --system --gid 10001 unlearn \
 WORKDIR /srv/unlearn
 
 # Virtual environment with the project's runtime dependencies, split out of pyproject.toml so this layer
-# is rebuilt only when pyproject.toml changes: /tmp/torch.txt holds the torch pin, /tmp/requirements.txt all of them.
+# is rebuilt only when pyproject.toml changes (README.md, the package's long description, comes later): /tmp/torch.txt holds the torch pin, /tmp/requirements.txt all of them.
 FROM base AS build
 RUN python -m venv /opt/venv
-COPY pyproject.toml README.md ./
+COPY pyproject.toml ./
 RUN python -c "import re, tomllib; deps = tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']; \
 open('/tmp/torch.txt', 'w').write('\n'.join(d for d in deps if re.split(r'[<>=!~;\[ ]', d)[0] == 'torch') + '\n'); \
 open('/tmp/requirements.txt', 'w').write('\n'.join(deps) + '\n')"
 
-# CPU-only torch from the PyTorch CPU index (no CUDA libraries), then the rest from PyPI.
+# CPU-only torch from the PyTorch CPU index (no CUDA libraries) or from wheels/, then the rest from PyPI.
+# A local wheel wins over the index: `2.13.0+cpu` sorts above PyPI's CUDA `2.13.0`, and pip takes the local file
+# when an index offers the same version. The CA bundle, when given, is read from the secret mount only.
 FROM build AS venv-cpu
 ARG TORCH_CPU_INDEX_URL=https://download.pytorch.org/whl/cpu
-RUN pip install --index-url "${TORCH_CPU_INDEX_URL}" -r /tmp/torch.txt \
- && pip install -r /tmp/requirements.txt
+RUN --mount=type=bind,source=wheels,target=/tmp/wheels \
+    --mount=type=secret,id=ca_bundle \
+    if [ -s /run/secrets/ca_bundle ]; then export PIP_CERT=/run/secrets/ca_bundle; fi \
+ && pip install --find-links /tmp/wheels ${TORCH_CPU_INDEX_URL:+--index-url "${TORCH_CPU_INDEX_URL}"} -r /tmp/torch.txt \
+ && pip install --find-links /tmp/wheels -r /tmp/requirements.txt
+COPY README.md ./
 COPY app ./app
 COPY workers ./workers
-RUN pip install --no-deps . && python -c "import torch; assert not torch.version.cuda, torch.version.cuda"
+RUN --mount=type=secret,id=ca_bundle \
+    if [ -s /run/secrets/ca_bundle ]; then export PIP_CERT=/run/secrets/ca_bundle; fi \
+ && pip install --no-deps . && python -c "import torch; assert not torch.version.cuda, torch.version.cuda"
 
 # CUDA-enabled torch: the default PyPI wheel for linux/x86_64 ships the CUDA runtime; the host provides the driver.
+# (No wheels/ here: its CPU torch would win over the CUDA build.)
 FROM build AS venv-cuda
-RUN pip install -r /tmp/requirements.txt
+RUN --mount=type=secret,id=ca_bundle \
+    if [ -s /run/secrets/ca_bundle ]; then export PIP_CERT=/run/secrets/ca_bundle; fi \
+ && pip install -r /tmp/requirements.txt
+COPY README.md ./
 COPY app ./app
 COPY workers ./workers
-RUN pip install --no-deps .
+RUN --mount=type=secret,id=ca_bundle \
+    if [ -s /run/secrets/ca_bundle ]; then export PIP_CERT=/run/secrets/ca_bundle; fi \
+ && pip install --no-deps .
 
 # Shared by api, migrate and worker-cpu: CPU torch, the migration scripts, the non-root user.
 FROM base AS runtime-cpu

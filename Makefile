@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install run demo test lint format services migrate bench bench-quick deploy-check images clean
+.PHONY: install run demo test lint format services migrate bench bench-quick deploy-check images compose-check clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -56,6 +56,11 @@ deploy-check: install
 ## Build the images (needs a Docker engine).
 images:
 	docker compose build
+
+## Build the compose stack on this host and drive it end to end (not part of `make test`; docs/deploy.md).
+## Root on Debian: installs docker.io when absent, starts dockerd, builds its own base images (no registry pull).
+compose-check: install
+	PY=$(PY) bash scripts/compose-check.sh
 
 clean:
 	rm -rf var .pytest_cache .ruff_cache

@@ -1,4 +1,4 @@
-"""Liveness, readiness (database, Redis, blob storage) and Prometheus metrics."""
+"""Liveness, readiness (database, Redis, blob storage) and Prometheus metrics (behind a bearer token)."""
 
 import logging
 import os
@@ -8,8 +8,9 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from sqlalchemy import func, select, text
 
+from app.core.errors import problem_responses
 from app.core.logging import log_event
-from app.core.metrics import LiveCollector, render_metrics
+from app.core.metrics import LiveCollector, check_metrics_token, render_metrics
 
 router = APIRouter(tags=["health"])
 log = logging.getLogger("app.health")
@@ -86,9 +87,12 @@ def _request_counts(request: Request) -> dict[str, int]:
     return counts
 
 
-@router.get("/metrics")
+@router.get("/metrics", responses=problem_responses(401, 403))
 def metrics(request: Request) -> Response:
-    """Prometheus text exposition: every process's metrics plus queue depth and open requests read now."""
+    """Prometheus text exposition: every process's metrics plus queue depth and open requests read now.
+    Needs `Authorization: Bearer <UNLEARN_METRICS_TOKEN>` (401 without it; 403 when no token is set)."""
+    token = request.app.state.settings.metrics_token
+    check_metrics_token(token.get_secret_value() if token else None, request.headers.get("authorization"))
     live = LiveCollector(
         queue=request.app.state.settings.queue_name,
         queue_counts=lambda: _queue_counts(request),

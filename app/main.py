@@ -64,7 +64,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.sessionmaker = sessionmaker(bind=engine, expire_on_commit=False)
     app.state.store = BlobStore(settings.storage_dir)
     app.state.jobs = JobQueue(settings.redis_url)
-    app.state.rate_limiter = RateLimiter(rate_per_s=settings.rate_limit_per_s, burst=settings.rate_limit_burst)
+    app.state.rate_limiter = RateLimiter(
+        rate_per_s=settings.rate_limit_per_s, burst=settings.rate_limit_burst, redis_url=settings.redis_url
+    )
 
     install_error_handlers(app)
     app.add_middleware(

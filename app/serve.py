@@ -10,6 +10,9 @@ plain uvicorn.
 The parent starts the processes and waits: when one exits, it stops the others and exits with an error, so the
 container or service manager restarts the whole server; SIGTERM and SIGINT stop them all, and a process whose
 parent is gone (killed with SIGKILL) stops itself.
+
+Logs: every process writes JSON lines to stderr (app.core.logging), uvicorn's own lines included: uvicorn is
+started without a logging configuration of its own, so its loggers reach the one JSON handler.
 """
 
 import argparse
@@ -36,10 +39,23 @@ def _listen(host: str, port: int) -> socket.socket:
     return sock
 
 
+def _configure_logging() -> str:
+    """JSON lines for this process's loggers; returns the log level for uvicorn's."""
+    from app.core.config import get_settings
+    from app.core.logging import configure_logging
+
+    level = get_settings().log_level
+    configure_logging(level)
+    return level.lower()
+
+
 def _config(host: str, port: int):
     import uvicorn
 
-    return uvicorn.Config(APP, factory=True, host=host, port=port, access_log=False, log_level="info")
+    # log_config=None: uvicorn sets its loggers' levels only, and their records go to the JSON handler.
+    # access_log=False: the app logs `http.request` (with the request id) for every request itself.
+    level = _configure_logging()
+    return uvicorn.Config(APP, factory=True, host=host, port=port, access_log=False, log_level=level, log_config=None)
 
 
 def _stop_when_orphaned(parent: int, every_s: float = 1.0) -> None:
@@ -72,6 +88,7 @@ def main(argv: list[str] | None = None) -> int:
         help="API processes (default: $WEB_CONCURRENCY, else 1); one per core",
     )
     args = ap.parse_args(argv)
+    _configure_logging()
     if args.workers <= 1:
         import uvicorn
 

@@ -4,7 +4,9 @@
 
 Steps: upload scikit-learn's digits data set (bundled with scikit-learn, no download), train a small MLP,
 ask for a few rows to be deleted, poll the request until it finishes, download the latest checkpoint, check
-its sha256 against the ETag, load it with safetensors into the zoo model, and print the removal evidence.
+its sha256 against the ETag, load it with safetensors into the zoo model, print the removal evidence, and fetch
+the deletion's signed receipt and verify it against the audit key the service publishes. `--summary FILE`
+writes the ids it created as JSON (make compose-check reads the deletion id from it).
 The API key comes from UNLEARN_API_KEY (else UNLEARN_BOOTSTRAP_ADMIN_KEY, else the development key that
 `make run` starts the service with).
 """
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import json
 import os
 import sys
 import time
@@ -119,6 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rows", type=int, default=5, help="how many training rows to delete")
     parser.add_argument("--out", type=Path, default=Path("var/demo"), help="where the checkpoint is saved")
     parser.add_argument("--timeout", type=float, default=600.0, help="seconds to wait for each job")
+    parser.add_argument("--summary", type=Path, help="write the dataset, model and deletion ids here (JSON)")
     args = parser.parse_args(argv)
     key = os.environ.get("UNLEARN_API_KEY") or os.environ.get("UNLEARN_BOOTSTRAP_ADMIN_KEY") or DEV_KEY
 
@@ -205,6 +209,16 @@ def main(argv: list[str] | None = None) -> int:
     print(f"5. version 1 checkpoint now answers {gone.status_code} (superseded versions are purged)")
     print_evidence(done["evidence"] or {})
     print_verdict(done)
+
+    from app.client import verify_receipt
+
+    receipt = check(client.get(f"/v1/deletions/{deletion['id']}/receipt"), 200)
+    key_id = verify_receipt(receipt, check(client.get("/v1/audit/public-key"), 200))
+    print(f"6. receipt of {deletion['id']}: signature, tree head and inclusion proofs verified (key {key_id})")
+    if args.summary is not None:
+        ids = {"dataset_id": dataset["id"], "model_id": model["id"], "deletion_id": deletion["id"]}
+        args.summary.parent.mkdir(parents=True, exist_ok=True)
+        args.summary.write_text(json.dumps({**ids, "result_version": done["result_version"]}) + "\n")
     return 0
 
 

@@ -11,6 +11,8 @@ export REDIS_URL="${REDIS_URL:-redis://localhost:6379/0}"
 export UNLEARN_STORAGE_DIR="${UNLEARN_STORAGE_DIR:-./var/blobs}"
 # Development key for a local service; set your own outside development.
 export UNLEARN_BOOTSTRAP_ADMIN_KEY="${UNLEARN_BOOTSTRAP_ADMIN_KEY:-dev-admin-key}"
+# Development token for GET /metrics (curl -H "Authorization: Bearer dev-metrics-token" localhost:8000/metrics).
+export UNLEARN_METRICS_TOKEN="${UNLEARN_METRICS_TOKEN:-dev-metrics-token}"
 # Prometheus multi-process folder shared by the worker and the API; emptied here, before either starts.
 if [ -z "${PROMETHEUS_MULTIPROC_DIR:-}" ]; then
   export PROMETHEUS_MULTIPROC_DIR=./var/metrics
@@ -50,6 +52,6 @@ $PY -m workers &
 pids+=($!)
 
 echo "run: API on http://127.0.0.1:8000 (admin key: \$UNLEARN_BOOTSTRAP_ADMIN_KEY)"
-$PY -m uvicorn app.main:create_app --factory --no-access-log --host 127.0.0.1 --port "${PORT:-8000}" &
+$PY -m app.serve --host 127.0.0.1 --port "${PORT:-8000}" &
 pids+=($!)
 wait -n "${pids[@]}"

@@ -120,6 +120,7 @@ def settings(
         "UNLEARN_STORAGE_DIR": str(tmp_path / "blobs"),
         "UNLEARN_BOOTSTRAP_ADMIN_KEY": admin_key,
         "UNLEARN_AUDIT_KEY_PATH": str(audit_key_path),
+        "UNLEARN_ID_KEY_PATH": str(tmp_path / "id-hash-key"),
         "UNLEARN_DEVICE": "cpu",
     }
     for name, value in env.items():

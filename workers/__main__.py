@@ -4,15 +4,15 @@ One process per device. Jobs run inside this process (RQ's SimpleWorker: no fork
 initialised in the process that uses it). A background thread reconciles the queue with the database on start
 and every Settings.reconcile_interval_s, and moves retries whose backoff has elapsed onto the queue.
 
-Every log line the service emits while a job runs carries that job's `job_id` (RQ's own lines stay plain text),
-and each job's duration and outcome go to the metrics (PROMETHEUS_MULTIPROC_DIR: see app.core.metrics).
+Every line the process logs is one JSON object on stderr, RQ's own lines included (app.core.logging); the lines
+logged while a job runs carry that job's `job_id`. Each job's duration and outcome go to the metrics
+(PROMETHEUS_MULTIPROC_DIR: see app.core.metrics).
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
-import sys
 import threading
 import time
 
@@ -21,7 +21,7 @@ from rq.job import Job
 from rq.registry import ScheduledJobRegistry
 
 from app.core.config import get_settings
-from app.core.logging import JsonFormatter, configure_logging, job_id_var, log_event
+from app.core.logging import configure_logging, job_id_var, log_event
 from app.core.metrics import JOB_DURATION, record_failures
 from workers.queue import get_queue, get_redis
 
@@ -79,11 +79,12 @@ JOB_KINDS = {
     "workers.jobs.train.train_model": "train",
     "workers.jobs.cache.refresh_cache": "cache",
     "workers.jobs.consolidate.consolidate_model": "consolidation",
+    "workers.jobs.compact.compact_dataset": "compaction",
 }
 
 
 def job_kind(job: Job) -> str:
-    """The metrics label of a job: deletion, train, cache, consolidation (other for anything else)."""
+    """The metrics label of a job: deletion, train, cache, compaction, consolidation (other for anything else)."""
     try:
         return JOB_KINDS.get(job.func_name, "other")
     except Exception:  # a job whose function cannot be read still runs (and fails) through RQ
@@ -117,18 +118,6 @@ class ServiceWorker(SimpleWorker):
             job_id_var.reset(token)
 
 
-def configure_worker_logging(level: str) -> None:
-    """JSON event lines for the service's loggers (app.*, workers.*); RQ's own lines as plain text."""
-    configure_logging(level)
-    workers_log = logging.getLogger("workers")
-    workers_log.setLevel(level.upper())
-    if not workers_log.handlers:
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(JsonFormatter())
-        workers_log.addHandler(handler)
-        workers_log.propagate = False
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m workers", description=__doc__.splitlines()[0])
     parser.add_argument("--device", help="torch device for this worker: auto, cpu, cuda, cuda:N")
@@ -137,7 +126,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     settings = get_settings()
-    configure_worker_logging(settings.log_level)
+    # RQ adds a plain-text handler of its own only when no handler would print its lines: the JSON one does.
+    configure_logging(settings.log_level)
     from workers.engine import DeviceError
     from workers.jobs.common import device, set_device
 

@@ -31,6 +31,7 @@ from app.audit.orm import AuditEntry
 from app.audit.receipt import build_receipt
 from app.audit.signing import Signer, event_signer
 from app.core.db import utcnow
+from app.core.idhash import get_id_hasher
 from app.deletions.orm import DeletionRequest
 from app.models.orm import ModelVersion
 
@@ -129,6 +130,7 @@ _REQUEST_COLUMNS = (
     "requester",
     "error",
     "sample_ids",
+    "sample_ids_sha256",
     "evidence",
     "created_at",
     "started_at",
@@ -206,6 +208,12 @@ def deletion_receipt(
     fields = {c: getattr(request, c) for c in _REQUEST_COLUMNS} | _logged_times(request.id, entries)
     if request.status != "succeeded":
         fields["evidence"] = None  # the log records evidence only with success (an escalation's is in its entry)
+    if request.sample_ids_sha256:  # the salt is derived from the service's key, never stored
+        fields["commitment_salt"] = get_id_hasher().request_salt(request.id).hex()
+    else:  # made before salted commitments: the unsalted one it was logged with (its ids may be hashed by now)
+        requested = [a["entry"] for a in audit if a["entry"]["event_type"] == "deletion.requested"]
+        if requested:
+            fields["sample_ids_sha256"] = (requested[0]["evidence"] or {}).get("sample_ids_sha256")
     return build_receipt(
         request=fields,
         base_version=_version(session, request.model_id, request.base_version),

@@ -3,7 +3,7 @@
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -54,13 +54,27 @@ class Settings(BaseSettings):
     audit_checkpoint_path: Path | None = Field(default=None, alias="UNLEARN_AUDIT_CHECKPOINT_PATH")
     # Entries at the start of the log written before per-entry signatures (migration 0005 prints the number).
     audit_legacy_entries: int = Field(default=0, ge=0, alias="UNLEARN_AUDIT_LEGACY_ENTRIES")
+    # Master key (32 random bytes, hex, in a file) of the keyed hashes that stand in for erased sample ids and of
+    # the per-request commitment salts; generated on first use when absent. Never stored in the database.
+    id_key_path: Path = Field(default=Path("./var/id-hash-key"), alias="UNLEARN_ID_KEY_PATH")
+    # Seconds a data set's compaction waits after a deletion publishes, so that a burst of deletions is erased
+    # from the stored data in one rewrite. The reconciler runs a compaction that is due within
+    # reconcile_interval_s, so rows deleted from every model leave the blob store within about
+    # compaction_delay_s + reconcile_interval_s (plus the rewrite itself).
+    compaction_delay_s: float = Field(default=60.0, ge=0, alias="UNLEARN_COMPACTION_DELAY_S")
+    # Files in the blob store's tmp folder untouched for this many seconds are left by a crashed writer (an
+    # upload, a checkpoint, a compaction) and are deleted by the reconciler.
+    tmp_max_age_s: float = Field(default=3600.0, gt=0, alias="UNLEARN_TMP_MAX_AGE_S")
     # How long an Idempotency-Key is remembered after its first use, seconds (24 h).
     idempotency_ttl_s: int = Field(default=24 * 3600, alias="UNLEARN_IDEMPOTENCY_TTL_S")
     # A key claimed by a request that never finished (crashed process) is taken over after this many seconds.
     idempotency_inflight_s: int = Field(default=120, alias="UNLEARN_IDEMPOTENCY_INFLIGHT_S")
-    # Per-API-key request rate: tokens refilled per second, and bucket size (burst). 0 per second disables.
+    # Per-API-key request rate, shared by every API process through Redis: at most `burst` requests in any
+    # window of burst/rate seconds (on average `rate` per second). 0 per second disables.
     rate_limit_per_s: float = Field(default=50.0, alias="UNLEARN_RATE_LIMIT_PER_S")
     rate_limit_burst: int = Field(default=500, alias="UNLEARN_RATE_LIMIT_BURST")
+    # Bearer token that GET /metrics requires (at least 16 characters). Unset or empty: /metrics answers 403.
+    metrics_token: SecretStr | None = Field(default=None, alias="UNLEARN_METRICS_TOKEN")
     # Log level.
     log_level: str = Field(default="INFO", alias="UNLEARN_LOG_LEVEL")
     # Threads of an API process running blocking work (database, files). Few threads contend less for the GIL:
@@ -70,6 +84,16 @@ class Settings(BaseSettings):
     # Two per process gave the best throughput and tail latency in the service benchmark; slow requests such as
     # uploads use the other threads, so they never hold up deletion requests.
     deletion_threads: int = Field(default=2, ge=1, alias="UNLEARN_DELETION_THREADS")
+
+    @field_validator("metrics_token", mode="before")
+    @classmethod
+    def _metrics_token(cls, value: object) -> object:
+        if value is None or (isinstance(value, str) and not value.strip()):
+            return None  # unset and empty mean the same: no token, /metrics closed
+        text = value.get_secret_value() if isinstance(value, SecretStr) else str(value)
+        if len(text) < 16:
+            raise ValueError("UNLEARN_METRICS_TOKEN must be at least 16 characters")
+        return text
 
 
 @lru_cache

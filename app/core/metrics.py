@@ -7,15 +7,21 @@ Files are named by host name and process id (`counter_<host>-<pid>.db`), so proc
 never share a file even when their pids are equal. Empty the folder only while no process runs (before the
 stack starts); files of exited processes keep counting in the totals.
 
-Written by the API: HTTP requests and latency by route template, deletion requests accepted.
-Written by the workers: job durations (whole job and by phase), deletions applied and rows deleted, coalesced
-batch sizes, failures, the last membership AUC of each model.
+Written by the API: HTTP requests and latency by method and route template, deletion requests accepted, rate
+limit decisions. Written by the workers: job durations (whole job and by phase), deletions applied and rows
+deleted, coalesced batch sizes, failures, the membership AUC reached by each update (a histogram).
 Read live at scrape time (no process writes them): queue depth from Redis/RQ and open deletion requests from
 the database (`live_collector`).
+
+Every label takes a bounded set of values (methods, route templates, statuses, job kinds, phases, update
+methods), so the number of series does not grow with tenants, models or requests, and nothing in /metrics
+names a tenant's model or data: per-model figures are in each deletion's evidence, served to its tenant.
+/metrics itself is behind a bearer token (`check_metrics_token`).
 """
 
 from __future__ import annotations
 
+import hmac
 import logging
 import os
 import socket
@@ -26,12 +32,12 @@ from prometheus_client import (
     REGISTRY,
     CollectorRegistry,
     Counter,
-    Gauge,
     Histogram,
     generate_latest,
 )
 from prometheus_client.core import GaugeMetricFamily, Metric
 
+from app.core.errors import Forbidden, Unauthorized
 from app.core.logging import log_event
 
 log = logging.getLogger("app.metrics")
@@ -50,6 +56,8 @@ if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):  # before any metric below is cre
 
     values.ValueClass = values.MultiProcessValue(process_identifier=_process_identifier)
 
+HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})  # others count as "other"
+
 HTTP_REQUESTS = Counter("unlearn_http_requests_total", "HTTP requests answered", ["method", "route", "status"])
 HTTP_LATENCY = Histogram(
     "unlearn_http_request_duration_seconds",
@@ -62,7 +70,7 @@ DELETIONS_ACCEPTED = Counter("unlearn_deletion_requests_total", "Deletion reques
 JOB_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600)
 JOB_DURATION = Histogram(
     "unlearn_job_duration_seconds",
-    "Wall time of one worker job, seconds (job: deletion, train, cache; outcome: ok, error)",
+    "Wall time of one worker job, seconds (job: deletion, train, cache, compaction; outcome: ok, error)",
     ["job", "outcome"],
     buckets=JOB_BUCKETS,
 )
@@ -88,17 +96,23 @@ JOB_FAILURES = Counter(
     "trainings failed (permanent), jobs that raised out of the worker (unhandled)",
     ["job", "kind"],
 )
-# "mostrecent": across processes (live or exited) the value written last wins, so the gauge shows the AUC of
-# the latest update of the model whichever worker applied it, and survives a worker restart.
-MEMBERSHIP_AUC = Gauge(
-    "unlearn_model_membership_auc",
-    "Membership-inference AUC of the forgotten rows against holdout after the model's latest update",
-    ["model_id"],
-    multiprocess_mode="mostrecent",
+UPDATE_MEMBERSHIP_AUC = Histogram(
+    "unlearn_update_membership_auc",
+    "Membership-inference AUC of the forgotten rows against holdout rows after each published update "
+    "(0.5: indistinguishable from rows never trained on)",
+    ["method"],
+    buckets=(0.3, 0.4, 0.45, 0.48, 0.5, 0.52, 0.55, 0.6, 0.7, 0.8, 0.9, 1.0),
+)
+RATE_LIMIT_CHECKS = Counter(
+    "unlearn_rate_limit_checks_total",
+    "Per-key rate limit decisions (store: redis, shared by every API process; local, this process's own "
+    "bucket while Redis does not answer; outcome: allowed, limited)",
+    ["store", "outcome"],
 )
 
 
 def observe_request(*, method: str, route: str, status: int, seconds: float) -> None:
+    method = method if method in HTTP_METHODS else "other"  # a client can send any token as a method
     HTTP_REQUESTS.labels(method=method, route=route, status=str(status)).inc()
     HTTP_LATENCY.labels(method=method, route=route).observe(seconds)
 
@@ -107,18 +121,32 @@ def observe_phase(job: str, phase: str, seconds: float) -> None:
     JOB_PHASE_DURATION.labels(job=job, phase=phase).observe(max(0.0, float(seconds)))
 
 
-def record_update(*, model_id: str, method: str, requests: int, rows: int, membership_auc: float | None) -> None:
-    """After a deletion update is published: requests and rows applied, batch size, the model's AUC."""
+def record_update(
+    *, method: str, requests: int, rows: int, membership_auc: float | None, model_id: str | None = None
+) -> None:
+    """After a deletion update is published: requests and rows applied, batch size, the AUC reached.
+    `model_id` is accepted and not used: a per-model label would grow without bound and name a tenant's model
+    to every scraper (the deletion job passes it; its log line `deletion.applied` names the model)."""
     DELETIONS_APPLIED.labels(method=method).inc(requests)
     ROWS_DELETED.labels(method=method).inc(rows)
     BATCH_REQUESTS.labels(method=method).observe(requests)
     if membership_auc is not None:
-        MEMBERSHIP_AUC.labels(model_id=model_id).set(float(membership_auc))
+        UPDATE_MEMBERSHIP_AUC.labels(method=method).observe(float(membership_auc))
 
 
 def record_failures(job: str, kind: str, count: int = 1) -> None:
     if count > 0:
         JOB_FAILURES.labels(job=job, kind=kind).inc(count)
+
+
+def check_metrics_token(expected: str | None, authorization: str | None) -> None:
+    """Let a scrape through only with `Authorization: Bearer <expected>`: 401 without it or with another token;
+    403 when no token is configured (UNLEARN_METRICS_TOKEN unset: /metrics is closed, not open)."""
+    if not expected:
+        raise Forbidden("metrics are disabled: set UNLEARN_METRICS_TOKEN and scrape with it as a Bearer token")
+    scheme, _, token = (authorization or "").partition(" ")
+    if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(), expected.encode()):
+        raise Unauthorized("send the metrics token: Authorization: Bearer <UNLEARN_METRICS_TOKEN>")
 
 
 class LiveCollector:

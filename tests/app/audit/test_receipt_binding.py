@@ -29,7 +29,7 @@ def _set(receipt, path, value):
     for key in path[:-1]:
         target = target[key]
     if value is _DROP:
-        del target[path[-1]]
+        target.pop(path[-1], None)
     else:
         target[path[-1]] = value
 
@@ -99,6 +99,7 @@ def _leaves(value, prefix=()):
 UNBOUND = {
     ("issued_at",),
     ("request", "reason"),
+    ("request", "commitment_salt"),  # derived from the service's id key; a wrong salt fails the requester's opening
     ("base_version", "checkpoint_size"),
     ("base_version", "state"),
     ("base_version", "created_at"),

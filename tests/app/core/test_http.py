@@ -2,6 +2,7 @@
 
 import pytest
 from fastapi.testclient import TestClient
+from pydantic import SecretStr
 
 from tests.app.fakes import RecordingJobs
 from tests.conftest import auth
@@ -17,9 +18,10 @@ def test_healthz_and_readyz(client, app):
     assert down.status_code == 503 and down.json()["checks"]["redis"] == "error"
 
 
-def test_metrics_by_route_template(client):
+def test_metrics_by_route_template(client, app):
+    app.state.settings = app.state.settings.model_copy(update={"metrics_token": SecretStr("t" * 16)})
     client.get("/v1/models/abc")
-    text = client.get("/metrics").text
+    text = client.get("/metrics", headers=auth("t" * 16)).text
     assert 'route="/v1/models/{model_id}"' in text
     assert "unlearn_http_request_duration_seconds_bucket" in text
 

@@ -1,6 +1,8 @@
 """`python -m app.serve`: several API processes, each with its own SO_REUSEPORT socket on one port; new
-connections are spread over them; SIGTERM stops them all."""
+connections are spread over them; SIGTERM stops them all; everything they write is JSON lines, uvicorn's own
+included."""
 
+import json
 import os
 import signal
 import socket
@@ -64,7 +66,8 @@ def _start(tmp_path: Path, redis_url: str, queue_name: str, **popen) -> tuple[su
         "PROMETHEUS_MULTIPROC_DIR": str(metrics),
     }
     cmd = [sys.executable, "-m", "app.serve", "--host", "127.0.0.1", "--port", str(port), "--workers", "2"]
-    proc = subprocess.Popen(cmd, env=env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, **popen)
+    with open(tmp_path / "serve.log", "wb") as log:  # stdout and stderr of the launcher and its processes
+        proc = subprocess.Popen(cmd, env=env, cwd=tmp_path, stdout=log, stderr=log, **popen)
     return proc, port, metrics
 
 
@@ -87,6 +90,17 @@ def test_several_processes_share_one_port_and_stop_together(tmp_path, redis_url,
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=30) == 0
         assert not any(_running(pid) for pid in servers)
+        # One JSON object a line, from every process; uvicorn's lines keep their values as fields.
+        lines = [json.loads(line) for line in (tmp_path / "serve.log").read_text().splitlines() if line.strip()]
+        uvicorn = [e for e in lines if e["logger"].startswith("uvicorn")]
+        for pid in servers:
+            own = {e["event"]: e for e in uvicorn if e["pid"] == pid}
+            assert own["Started server process [%d]"]["args"] == [pid]
+            assert own["Finished server process [%d]"]["args"] == [pid]
+            assert "Application startup complete." in own
+        requests = [e for e in lines if e["event"] == "http.request" and e["route"] == "/healthz"]
+        assert len(requests) >= served  # (a request the client gave up on is still logged)
+        assert {e["pid"] for e in requests} == set(servers)
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
