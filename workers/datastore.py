@@ -25,7 +25,7 @@ _CACHE_SIZE = 2  # data sets kept decoded per process
 
 @dataclass(frozen=True)
 class TrainingData:
-    features: Tensor  # (N, ...) float32
+    features: Tensor  # (N, ...) float32, or int64 ids (token ids) when the data set stores integers
     labels: Tensor  # (N,) int64
     holdout: tuple[Tensor, Tensor] | None  # (features (H, ...), labels (H,)) or None
     sample_ids: list[str]  # external id of each row, by row index
@@ -42,6 +42,11 @@ def get_store() -> BlobStore:
     return BlobStore(get_settings().storage_dir)
 
 
+def _rows(features: Tensor) -> Tensor:
+    """Float features as float32; integer features (token ids) as int64."""
+    return features.to(torch.float32 if features.is_floating_point() else torch.int64)
+
+
 def load_dataset(session: Session, dataset_id: str) -> TrainingData:
     """The data set's tensors and sample ids (cached per process by blob hash)."""
     dataset = session.get(Dataset, dataset_id)
@@ -52,11 +57,11 @@ def load_dataset(session: Session, dataset_id: str) -> TrainingData:
         _cache.move_to_end(key)
         return _cache[key]
     tensors = load_file(str(get_store().path(key)), device="cpu")
-    features = tensors["features"].to(torch.float32)
+    features = _rows(tensors["features"])
     labels = tensors["labels"].to(torch.int64)
     holdout = None
     if "holdout_features" in tensors and "holdout_labels" in tensors and tensors["holdout_labels"].numel() > 0:
-        holdout = (tensors["holdout_features"].to(torch.float32), tensors["holdout_labels"].to(torch.int64))
+        holdout = (_rows(tensors["holdout_features"]), tensors["holdout_labels"].to(torch.int64))
     rows = session.execute(
         select(DatasetRow.row_index, DatasetRow.sample_id).where(DatasetRow.dataset_id == dataset_id)
     ).all()
