@@ -5,7 +5,7 @@ Importing this package loads no torch; `unlearn_contract.modules` (building and 
 """
 
 from unlearn_contract.architecture import Architecture, InputContract, PluginError, RowsInfo
-from unlearn_contract.registry import ENTRY_POINT_GROUP, Installed, Registry, Unavailable, registry
+from unlearn_contract.registry import ENTRY_POINT_GROUP, Installed, Registry, Unavailable, get_registry
 
 __all__ = [
     "ENTRY_POINT_GROUP",
@@ -16,5 +16,5 @@ __all__ = [
     "Registry",
     "RowsInfo",
     "Unavailable",
-    "registry",
+    "get_registry",
 ]

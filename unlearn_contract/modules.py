@@ -20,8 +20,8 @@ import torch
 from pydantic import BaseModel, ValidationError
 from torch import Tensor, nn
 
+from unlearn_contract import registry as _registry
 from unlearn_contract.architecture import Architecture, InputContract, PluginError, RowsInfo, config_problem
-from unlearn_contract.registry import registry
 
 PROBE_ROWS = 2  # rows of the meta forward pass that checks the output shape
 
@@ -66,7 +66,7 @@ class Resolved:
 
 def resolve(name: str, config: Mapping[str, Any] | None) -> Resolved:
     """The installed architecture `name` with `config` validated; PluginError naming every problem."""
-    installed = registry().get(name)
+    installed = _registry.get_registry().get(name)
     if config is None:
         config = {}
     if not isinstance(config, Mapping):

@@ -112,6 +112,6 @@ def discover(eps: list[EntryPoint] | None = None) -> Registry:
 
 
 @functools.cache
-def registry() -> Registry:
+def get_registry() -> Registry:
     """The architectures installed in this process (discovered once)."""
     return discover()
