@@ -12,9 +12,9 @@ router = APIRouter(prefix="/v1", tags=["architectures"], responses=COMMON_ERRORS
 @router.get("/architectures", response_model=ArchitectureList)
 def list_architectures(principal: Reader) -> ArchitectureList:
     """The installed architectures: name, version, config JSON Schema and input contract of each."""
-    from unlearn_contract import get_registry
+    from unlearn_contract import registry
 
-    found = get_registry()
+    found = registry.get_registry()
     items = [
         ArchitectureOut(
             name=name,
