@@ -31,6 +31,15 @@ class PublishConflict(Exception):
     """The model or its requests changed under the update (never expected while the lock is held)."""
 
 
+class ModelRemoved(PublishConflict):
+    """The model was removed (DELETE /v1/models/{id}) while the update ran: there is nothing to publish to."""
+
+
+def model_exists(model_id: str) -> bool:
+    with session_scope() as session:
+        return session.scalar(select(func.count()).select_from(Model).where(Model.id == model_id)) > 0
+
+
 @dataclass
 class Outcome:
     request_id: str
@@ -50,7 +59,9 @@ def publish_version(
     """Commit version base_version + 1 with everything it applied; returns the new version number."""
     request_ids = [o.request_id for o in outcomes]
     with session_scope() as session:
-        model = session.execute(select(Model).where(Model.id == model_id).with_for_update()).scalar_one()
+        model = session.execute(select(Model).where(Model.id == model_id).with_for_update()).scalar_one_or_none()
+        if model is None:
+            raise ModelRemoved(f"model {model_id} was removed during the update")
         if model.latest_version != base_version:
             raise PublishConflict(f"model {model_id} is at version {model.latest_version}, not {base_version}")
         requests = {

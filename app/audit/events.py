@@ -17,9 +17,11 @@ from app.audit.exceptions import AuditContentError, CanonicalError
 
 class EventType(enum.StrEnum):
     DATASET_REGISTERED = "dataset.registered"
+    DATASET_DELETED = "dataset.deleted"
     MODEL_REGISTERED = "model.registered"
     MODEL_TRAINED = "model.trained"
     MODEL_TRAINING_FAILED = "model.training_failed"
+    MODEL_DELETED = "model.deleted"
     DELETION_REQUESTED = "deletion.requested"
     DELETION_STARTED = "deletion.started"
     DELETION_SUCCEEDED = "deletion.succeeded"

@@ -2,7 +2,7 @@
 
 from collections.abc import Sequence
 
-from sqlalchemy import distinct, func, insert, select
+from sqlalchemy import Row, delete, distinct, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from app.datasets.orm import Dataset, DatasetRow
@@ -52,3 +52,27 @@ def count_rows(session: Session, *, dataset_id: str) -> int:
 
 def list_datasets(session: Session, *, tenant_id: str) -> Sequence[Dataset]:
     return session.scalars(select(Dataset).where(Dataset.tenant_id == tenant_id).order_by(Dataset.created_at)).all()
+
+
+def lock_dataset(session: Session, *, dataset_id: str, tenant_id: str) -> Row | None:
+    """Write the data set's row (a no-op update) so the transaction holds it; (blob_sha256, num_rows,
+    num_holdout), or None when the tenant has no such data set."""
+    return session.execute(
+        update(Dataset)
+        .where(Dataset.id == dataset_id, Dataset.tenant_id == tenant_id)
+        .values(name=Dataset.name)
+        .returning(Dataset.blob_sha256, Dataset.num_rows, Dataset.num_holdout)
+        .execution_options(synchronize_session=False)
+    ).first()
+
+
+def model_ids(session: Session, *, dataset_id: str) -> list[str]:
+    """Models trained on the data set, oldest first."""
+    stmt = select(Model.id).where(Model.dataset_id == dataset_id).order_by(Model.created_at, Model.id)
+    return list(session.scalars(stmt))
+
+
+def delete_dataset_rows(session: Session, *, dataset_id: str) -> None:
+    """Delete the data set's rows (sample ids) and the data set itself."""
+    session.execute(delete(DatasetRow).where(DatasetRow.dataset_id == dataset_id))
+    session.execute(delete(Dataset).where(Dataset.id == dataset_id).execution_options(synchronize_session=False))

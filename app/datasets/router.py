@@ -1,14 +1,14 @@
-"""Data set endpoints: register (multipart upload) and read metadata."""
+"""Data set endpoints: register (multipart upload), read metadata, remove."""
 
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Request
+from fastapi import APIRouter, Header, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from app.core.deps import DB, Operator, Reader, SettingsDep, Store
 from app.core.errors import COMMON_ERRORS, problem_responses
 from app.core.uploads import form_file, form_text, read_form, spool_upload
-from app.datasets import service
+from app.datasets import removal, service
 from app.datasets.schemas import DatasetOut
 from app.keys.idempotency import Created, fingerprint, run_create
 
@@ -92,3 +92,11 @@ def get_dataset(dataset_id: str, db: DB, principal: Reader) -> DatasetOut:
     """Data set metadata: counts, shapes, classes, sha256, deleted rows."""
     dataset = service.get_dataset(db, principal=principal, dataset_id=dataset_id)
     return service.dataset_out(db, dataset=dataset)
+
+
+@router.delete("/datasets/{dataset_id}", status_code=204, response_class=Response)
+def delete_dataset(dataset_id: str, db: DB, principal: Operator, store: Store) -> Response:
+    """Remove a data set: its blob and its rows. 409 while models trained on it exist (remove them first)."""
+    removal.remove_dataset(db, principal=principal, dataset_id=dataset_id, store=store)
+    db.commit()
+    return Response(status_code=204)

@@ -93,6 +93,13 @@ def delete_idempotency(session: Session, *, record_id: int) -> None:
     session.execute(delete(IdempotencyRecord).where(IdempotencyRecord.id == record_id))
 
 
+def delete_idempotency_scope(session: Session, *, tenant_id: str, scope: str) -> None:
+    """Forget the Idempotency-Keys used on one path (e.g. a removed model's deletions)."""
+    session.execute(
+        delete(IdempotencyRecord).where(IdempotencyRecord.tenant_id == tenant_id, IdempotencyRecord.scope == scope)
+    )
+
+
 def complete_idempotency(session: Session, *, record_id: int, status_code: int, body: str, headers: str) -> None:
     session.execute(
         update(IdempotencyRecord)

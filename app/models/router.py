@@ -1,8 +1,8 @@
-"""Model endpoints: register (train or upload), read, versions, checkpoint downloads."""
+"""Model endpoints: register (train or upload), read, versions, checkpoint downloads, remove."""
 
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Request
+from fastapi import APIRouter, Header, Request, Response
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
@@ -11,7 +11,7 @@ from app.core.deps import DB, Jobs, Operator, Reader, SettingsDep, Store, after_
 from app.core.errors import COMMON_ERRORS, Unprocessable, problem_responses
 from app.core.uploads import form_file, form_text, read_form, spool_upload
 from app.keys.idempotency import Created, fingerprint, run_create
-from app.models import service
+from app.models import removal, service
 from app.models.download import checkpoint_response
 from app.models.schemas import ModelOut, ModelSpec, ModelTrain, VersionList, VersionOut
 
@@ -143,6 +143,14 @@ async def register_model(
 def get_model(model_id: str, db: DB, principal: Reader) -> ModelOut:
     """A model with its status and latest version."""
     return service.model_out(service.get_model(db, principal=principal, model_id=model_id))
+
+
+@router.delete("/models/{model_id}", status_code=204, response_class=Response)
+def delete_model(model_id: str, db: DB, principal: Operator, store: Store) -> Response:
+    """Remove a model: every version's checkpoint and gradient cache, its deletion requests and its rows."""
+    removal.remove_model(db, principal=principal, model_id=model_id, store=store)
+    db.commit()
+    return Response(status_code=204)
 
 
 @router.get("/models/{model_id}/versions", response_model=VersionList)

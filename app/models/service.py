@@ -4,6 +4,7 @@ and read models and versions."""
 import logging
 import uuid
 
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from app.core.audit_hook import audit
@@ -28,6 +29,13 @@ def _dataset(session: Session, *, principal: Principal, dataset_id: str) -> Data
     if dataset is None:
         raise NotFound(f"data set {dataset_id} not found")
     return dataset
+
+
+def _add_model(session: Session, *, model: Model) -> Model:
+    try:
+        return repository.add_model(session, model=model)
+    except IntegrityError:  # the data set was removed after it was read (its foreign key is gone)
+        raise NotFound(f"data set {model.dataset_id} not found") from None
 
 
 def _new_model(principal: Principal, spec: ModelSpec, *, status: str, recipe: dict | None) -> Model:
@@ -66,9 +74,7 @@ def register_for_training(session: Session, *, principal: Principal, body: Model
     """A model in status `training`; the caller enqueues its training job after commit."""
     dataset = _dataset(session, principal=principal, dataset_id=body.dataset_id)
     arch = check_architecture(architecture=body.architecture, dataset=dataset, max_parameters=max_parameters)
-    model = repository.add_model(
-        session, model=_new_model(principal, body, status="training", recipe=body.train.model_dump())
-    )
+    model = _add_model(session, model=_new_model(principal, body, status="training", recipe=body.train.model_dump()))
     evidence = {"source": "train", **body.train.model_dump(), "plugin": _plugin(arch)}
     _audit_registered(session, principal=principal, model=model, evidence=evidence)
     log_event(log, "model.registered", model_id=model.id, source="train")
@@ -92,7 +98,7 @@ def register_uploaded(
     check_checkpoint(spec=arch, path=upload.path)
     model = _new_model(principal, spec, status="ready", recipe=None)
     model.latest_version = 1
-    repository.add_model(session, model=model)
+    _add_model(session, model=model)
     repository.add_version(
         session,
         version=ModelVersion(

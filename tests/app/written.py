@@ -13,3 +13,15 @@ def stored_files(root: Path) -> list[str]:
 
 def snapshot(app) -> tuple[dict[str, int], list[str]]:
     return row_counts(app), stored_files(app.state.store.root)
+
+
+def database_text(app) -> str:
+    """Every row of every table, as text: to show that a value is stored nowhere."""
+    from sqlalchemy import select
+
+    from app.core.db import Base
+
+    with app.state.engine.connect() as conn:
+        return "\n".join(
+            repr(tuple(row)) for table in Base.metadata.sorted_tables for row in conn.execute(select(table))
+        )

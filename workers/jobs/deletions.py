@@ -32,7 +32,7 @@ from workers.datastore import TrainingData, live_mask, load_dataset, request_row
 from workers.jobs.common import PermanentError, audit_many, current_job_id, event, phase, short_error, write_checkpoint
 from workers.jobs.updates import request_evidence, run_update
 from workers.locks import LockUnavailable, model_lock
-from workers.publish import Outcome, delete_blob_if_unused, fail_requests, publish_version
+from workers.publish import Outcome, delete_blob_if_unused, fail_requests, model_exists, publish_version
 
 RETRY_WAIT = "retry_wait"  # stage of a queued request waiting for its retry job
 RETRY_BACKOFF_S = (2.0, 10.0, 60.0, 300.0)  # delay before retry k (1-based); the last value repeats
@@ -137,6 +137,9 @@ def _apply_batch(model_id: str, batch: Batch, job_id: str | None) -> int | None:
         new_version = _run_and_publish(model_id, batch, job_id)
     except Exception as exc:  # every failure is recorded on the requests
         error = short_error(exc)
+        if not model_exists(model_id):  # removed while the update ran: its requests went with it
+            event("deletion.model_removed", model_id=model_id, requests=",".join(batch.request_ids), error=error)
+            return None
         event("deletion.attempt_failed", model_id=model_id, requests=",".join(batch.request_ids), error=error)
         # A permanent error fails the request for good only when it was applied alone; in a coalesced batch
         # each request is retried by itself, so one bad request does not take the others down.

@@ -6,6 +6,7 @@ dead worker left behind. Attempts are counted in Redis; past Settings.max_attemp
 
 from __future__ import annotations
 
+import contextlib
 import time
 
 from app.core.config import get_settings
@@ -17,6 +18,7 @@ from workers.engine import TrainConfig, evaluate, train
 from workers.jobs.common import audit, device, event, phase, short_error, write_checkpoint
 from workers.jobs.updates import config_from
 from workers.locks import model_lock
+from workers.publish import ModelRemoved, delete_blob_if_unused, model_exists
 
 ATTEMPTS_TTL_S = 7 * 24 * 3600  # seconds the per-model training attempt counter is kept
 
@@ -48,6 +50,9 @@ def train_model(model_id: str) -> dict:
         try:
             version = _train_and_publish(model_id, spec_arch, recipe, data)
         except Exception as exc:  # recorded on the model; a training failure is final
+            if not model_exists(model_id):  # removed while it trained: nothing to record it on
+                event("model.removed_while_training", model_id=model_id, error=short_error(exc))
+                return {"model_id": model_id, "skipped": True}
             event("model.training_failed", model_id=model_id, error=short_error(exc))
             _fail(model_id, short_error(exc))
             return {"model_id": model_id, "failed": True}
@@ -83,8 +88,23 @@ def _train_and_publish(model_id: str, architecture: dict, recipe: dict, data) ->
     with phase("train", "write"):
         sha, size = write_checkpoint(state)
     publish_started = time.perf_counter()
+    try:
+        _publish(model_id, sha, size, summary)
+    except BaseException:
+        with contextlib.suppress(Exception):  # nothing was published: drop the unreferenced blob if we can
+            delete_blob_if_unused(sha)
+        raise
+    observe_phase("train", "publish", time.perf_counter() - publish_started)
+    event("model.trained", model_id=model_id, version=1, checkpoint_sha256=sha)
+    return 1
+
+
+def _publish(model_id: str, sha: str, size: int, summary: dict) -> None:
+    """Version 1 and the model's `ready` status in one transaction, with their audit entries."""
     with session_scope() as session:
         model = session.get(Model, model_id)
+        if model is None:
+            raise ModelRemoved(f"model {model_id} was removed while it trained")
         if model.status != "training":
             raise RuntimeError(f"model {model_id} left status training while it trained")
         session.add(
@@ -107,9 +127,6 @@ def _train_and_publish(model_id: str, architecture: dict, recipe: dict, data) ->
         refs = {"model_id": model_id, "version": 1, "checkpoint_sha256": sha}
         audit(session, event_type="model.trained", tenant_id=model.tenant_id, refs=refs, evidence=summary)
         audit(session, event_type="version.created", tenant_id=model.tenant_id, refs=refs, evidence=summary)
-    observe_phase("train", "publish", time.perf_counter() - publish_started)
-    event("model.trained", model_id=model_id, version=1, checkpoint_sha256=sha)
-    return 1
 
 
 def _fail(model_id: str, error: str) -> None:
