@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-stamp
 # The example architecture plugins (entry points in `unlearn.architectures`); the tests use them.
 PLUGINS := $(wildcard examples/plugins/*/pyproject.toml)
 
-.PHONY: install run demo test lint format services migrate bench bench-quick deploy-check images clean
+.PHONY: install run demo test lint format services migrate bench bench-quick bench-text deploy-check images clean
 
 $(STAMP): pyproject.toml $(PLUGINS)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -51,6 +51,10 @@ bench: install
 
 bench-quick: install
 	$(PY) -m bench --quick
+
+## Unlearning quality on the text-transformer plugin (token ids) against retraining.
+bench-text: install
+	$(PY) -m bench.text
 
 ## Check the Dockerfile and compose file without a Docker engine.
 deploy-check: install

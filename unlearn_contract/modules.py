@@ -286,7 +286,7 @@ def load_module(arch: Resolved, state_dict: Mapping[str, Tensor], device: torch.
     state_dict does not hold): then it is built for real so those buffers get their values."""
     model = meta_module(arch)
     if any(getattr(m, "_non_persistent_buffers_set", None) for m in model.modules()):
-        with torch.device("cpu"):
+        with torch.random.fork_rng(devices=[]), torch.device("cpu"):  # its random init leaves no trace
             model = build(arch)
         model = model.to(device)
     else:

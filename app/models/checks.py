@@ -62,8 +62,8 @@ def check_architecture(*, architecture: Architecture, dataset: Dataset, max_para
         raise Unprocessable(str(exc), rows=got, expected=contract.to_json()) from None
     if num_classes < dataset.num_classes:
         raise Unprocessable(
-            f"architecture {arch.name} predicts {num_classes} classes (num_classes={num_classes}) but the data "
-            f"set's labels need {dataset.num_classes}"
+            f"architecture {arch.name} predicts {num_classes} classes but the data set's labels need "
+            f"{dataset.num_classes}"
         )
     return arch
 
