@@ -43,6 +43,7 @@ RUN pip install --index-url "${TORCH_CPU_INDEX_URL}" -r /tmp/torch.txt \
  && pip install -r /tmp/requirements.txt
 COPY app ./app
 COPY workers ./workers
+COPY unlearn_contract ./unlearn_contract
 RUN pip install --no-deps . && python -c "import torch; assert not torch.version.cuda, torch.version.cuda"
 
 # CUDA-enabled torch: the default PyPI wheel for linux/x86_64 ships the CUDA runtime; the host provides the driver.
@@ -50,6 +51,7 @@ FROM build AS venv-cuda
 RUN pip install -r /tmp/requirements.txt
 COPY app ./app
 COPY workers ./workers
+COPY unlearn_contract ./unlearn_contract
 RUN pip install --no-deps .
 
 # Shared by api, migrate and worker-cpu: CPU torch, the migration scripts, the non-root user.
