@@ -19,7 +19,8 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     VIRTUAL_ENV=/opt/venv \
     PATH=/opt/venv/bin:$PATH \
     UNLEARN_STORAGE_DIR=/var/lib/unlearn/blobs \
-    UNLEARN_AUDIT_KEY_PATH=/var/lib/unlearn/keys/audit-signing-key.pem
+    UNLEARN_AUDIT_KEY_PATH=/var/lib/unlearn/keys/audit-signing-key.pem \
+    UNLEARN_ID_KEY_PATH=/var/lib/unlearn/keys/id-hash-key
 # A fixed uid/gid so a shared blob volume has the same owner on every host.
 RUN groupadd --system --gid 10001 unlearn \
  && useradd --system --uid 10001 --gid unlearn --home-dir /srv/unlearn --shell /usr/sbin/nologin unlearn \

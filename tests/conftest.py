@@ -76,6 +76,13 @@ def queue_name(redis_url: str) -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
+def audit_key_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One audit signing key for the session, as one deployment has one key: the session's databases are shared
+    by every test, and every entry in them must carry a signature by the key that verifies the log."""
+    return tmp_path_factory.mktemp("audit-key") / "audit-signing-key.pem"
+
+
+@pytest.fixture(scope="session")
 def admin_key() -> str:
     return "unl_test_admin_" + secrets.token_urlsafe(16)
 
@@ -102,6 +109,7 @@ def settings(
     redis_url: str,
     queue_name: str,
     admin_key: str,
+    audit_key_path: Path,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> Iterator[Settings]:
@@ -111,7 +119,8 @@ def settings(
         "UNLEARN_QUEUE": queue_name,
         "UNLEARN_STORAGE_DIR": str(tmp_path / "blobs"),
         "UNLEARN_BOOTSTRAP_ADMIN_KEY": admin_key,
-        "UNLEARN_AUDIT_KEY_PATH": str(tmp_path / "audit-signing-key.pem"),
+        "UNLEARN_AUDIT_KEY_PATH": str(audit_key_path),
+        "UNLEARN_ID_KEY_PATH": str(tmp_path / "id-hash-key"),
         "UNLEARN_DEVICE": "cpu",
     }
     for name, value in env.items():

@@ -142,3 +142,75 @@ def is_locked(model_id: str) -> bool:
         lock.release()
         return False
     return True
+
+
+def dataset_lock_id(dataset_id: str) -> str:
+    """The lock name of a data set's compaction (a ModelLock under a name no model id can take)."""
+    return f"dataset:{dataset_id}"
+
+
+class ModelLocks:
+    """The locks of several models held together (a compaction changes the row space every one of them reads).
+
+    Taken in sorted order, each waited for in turn: every other holder takes one model lock at a time, so the
+    wait cannot deadlock. PostgreSQL: one autocommit connection holds all the advisory locks (a connection per
+    lock would exhaust the pool for a data set with many models). SQLite: one ``flock`` per model file.
+    """
+
+    def __init__(self, model_ids: list[str], engine: Engine | None = None) -> None:
+        self.model_ids = sorted(set(model_ids))
+        self.engine = engine or get_engine()
+        self._conn: Connection | None = None
+        self._keys: list[int] = []
+        self._fds: list[int] = []
+
+    def acquire(self, *, timeout_s: float, poll_s: float = POLL_S) -> bool:
+        """Wait up to ``timeout_s`` for every lock; on timeout nothing stays held and the answer is False."""
+        deadline = time.monotonic() + timeout_s
+        if self.engine.dialect.name == "postgresql":
+            self._conn = self.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+        try:
+            for model_id in self.model_ids:
+                while not self._take(model_id):
+                    if time.monotonic() > deadline:
+                        self.release()
+                        return False
+                    time.sleep(poll_s)
+        except BaseException:
+            self.release()
+            raise
+        return True
+
+    def _take(self, model_id: str) -> bool:
+        if self._conn is not None:
+            key = lock_key(model_id)
+            if not self._conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": key}).scalar():
+                return False
+            self._keys.append(key)
+            return True
+        path = lock_path(self.engine, model_id)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return False
+        self._fds.append(fd)
+        return True
+
+    def release(self) -> None:
+        if self._conn is not None:
+            conn, self._conn = self._conn, None
+            try:
+                for key in self._keys:
+                    conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": key})
+            except Exception:  # the connection is gone, and its session locks with it
+                conn.invalidate()
+            finally:
+                conn.close()
+        self._keys = []
+        for fd in self._fds:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
+        self._fds = []

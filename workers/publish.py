@@ -2,9 +2,10 @@
 
 publish_version is the publication point of a deletion update: one transaction records the new version, the
 requests' results, the tombstones, the superseded version's purge (its download answers 410 from that moment,
-design.md section 5) and the audit entries, after the checkpoint blob is fully written. A crash before its
-commit leaves nothing visible; after it, the requests are `succeeded` and a retry does nothing. The superseded
-blobs are deleted right after the commit, and again by the reconciler if a crash came in between.
+design.md section 5), the audit entries and the data set's due compaction (workers.jobs.compact), after the
+checkpoint blob is fully written. A crash before its commit leaves nothing visible; after it, the requests are
+`succeeded` and a retry does nothing. The superseded blobs are deleted right after the commit, and again by the
+reconciler if a crash came in between.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
+from app.core.config import get_settings
 from app.core.db import session_scope, utcnow
 from app.core.metrics import record_failures
 from app.datasets.orm import Dataset
@@ -108,6 +110,7 @@ def publish_version(
             .values(state="deleted", deleted_in_version=new_version, deleted_at=now)
         )
         model.latest_version = new_version
+        mark_compaction_due(session, model.dataset_id, now)
         succeeded = [
             {
                 "event_type": "deletion.succeeded",
@@ -136,7 +139,27 @@ def publish_version(
         delete_blob_if_unused(superseded[0])
         delete_blob_if_unused(superseded[1])
         event("version.purged", model_id=model_id, version=base_version)
+    _enqueue_compaction(model.dataset_id)
     return new_version
+
+
+def mark_compaction_due(session: Session, dataset_id: str, now) -> None:
+    """In the caller's transaction: the data set's compaction is due in Settings.compaction_delay_s (an earlier
+    due time is kept), so that the reconciler runs it even if the enqueue after the commit is lost."""
+    due = now + timedelta(seconds=get_settings().compaction_delay_s)
+    session.execute(
+        update(Dataset).where(Dataset.id == dataset_id).values(compact_after=func.coalesce(Dataset.compact_after, due))
+    )
+
+
+def _enqueue_compaction(dataset_id: str) -> None:
+    """After a publication: compact the data set once the delay has passed (rows no model carries leave it)."""
+    from workers.queue import enqueue_compaction
+
+    try:
+        enqueue_compaction(dataset_id, delay_s=get_settings().compaction_delay_s)
+    except Exception as exc:  # noqa: BLE001 - the data set is due in the database: the reconciler enqueues it
+        event("compaction.enqueue_failed", dataset_id=dataset_id, error=type(exc).__name__)
 
 
 def fail_requests(*, model_id: str, reasons: dict[str, str]) -> None:

@@ -9,6 +9,7 @@ Job ids:
     cache-{model_id}-v{version}      one live gradient-cache refresh per version
     del-{request_id}-{random}        a deletion job, recorded on the row of every request it was enqueued for
                                      (one request, or the first of several of one model sent together)
+    compact-{dataset_id}             one waiting compaction per data set (it plans when it runs)
 """
 
 from __future__ import annotations
@@ -225,3 +226,24 @@ def enqueue_cache_refresh(model_id: str, version: int) -> str:
     )
     log_event(log, "job.enqueued", kind="cache", model_id=model_id, version=version, enqueued_job_id=job.id)
     return job.id
+
+
+def enqueue_compaction(dataset_id: str, *, delay_s: float = 0) -> str:
+    """Queue a compaction of the data set in `delay_s` seconds, unless one is already waiting (it plans when it
+    runs, so it covers what was deleted since) or running (the data set stays due; the reconciler queues the
+    next one once it has finished)."""
+    job_id = f"compact-{dataset_id}"
+    old = fetch_job(job_id)
+    if old is not None:
+        if job_status(job_id) in LIVE_STATUSES:
+            return job_id
+        old.delete(remove_from_queue=True)
+    _enqueue(
+        "workers.jobs.compact.compact_dataset",
+        (dataset_id,),
+        job_id,
+        description=f"compact data set {dataset_id}",
+        delay_s=delay_s,
+    )
+    log_event(log, "job.enqueued", kind="compaction", dataset_id=dataset_id, delay_s=delay_s, enqueued_job_id=job_id)
+    return job_id

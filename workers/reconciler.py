@@ -8,29 +8,40 @@ Runs when a worker starts and then every Settings.reconcile_interval_s. It re-en
 - every model in `training` with no live training job;
 - the gradient-cache refresh of each latest version that has none and no job for it;
 
-and purges any superseded version left available, and deletes blobs of purged versions that a crash left on
-disk. Every job is idempotent, so a needless re-enqueue
-costs a short no-op, never a second deletion.
+- the compaction of every data set whose compaction is due, or whose last compaction a crash stopped half-way
+  (workers.jobs.compact finishes or abandons it);
+
+and purges any superseded version left available, deletes blobs of purged versions that a crash left on disk,
+deletes files in the blob store's tmp folder untouched for Settings.tmp_max_age_s (left by a crashed upload,
+checkpoint or compaction write), and forgets decoded data sets whose blob was compacted away. Every job is
+idempotent, so a needless re-enqueue costs a short no-op, never a second deletion.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass, field
 from datetime import timedelta
 
 from rq.job import JobStatus
 from sqlalchemy import select
 
+from app.core.config import get_settings
 from app.core.db import session_scope, utcnow
 from app.core.logging import log_event
+from app.core.storage import BlobStore
 from app.deletions.orm import DeletionRequest
 from app.models.orm import Model, ModelVersion
-from workers.locks import is_locked
+from workers.compaction import due_datasets
+from workers.datastore import drop_stale, get_store
+from workers.locks import dataset_lock_id, is_locked
 from workers.publish import delete_blob_if_unused, leftover_blobs, purge_version, superseded_versions
 from workers.queue import (
+    LIVE_STATUSES,
     PENDING_STATUSES,
     enqueue_cache_refresh,
+    enqueue_compaction,
     enqueue_deletion,
     enqueue_training,
     fetch_job,
@@ -49,6 +60,8 @@ class Report:
     caches: list[tuple[str, int]] = field(default_factory=list)  # (model id, version) enqueued
     purged: list[tuple[str, int]] = field(default_factory=list)  # (model id, version) purged
     blobs: list[str] = field(default_factory=list)  # sha256 of purged versions' blobs deleted
+    compactions: list[str] = field(default_factory=list)  # data set ids whose compaction was enqueued
+    tmp_files: int = 0  # stale temporary files deleted
 
 
 def _job_will_run(job_id: str | None, model_id: str) -> bool:
@@ -113,7 +126,17 @@ def reconcile() -> Report:
         if delete_blob_if_unused(sha):
             report.blobs.append(sha)
 
-    if report.deletions or report.trainings or report.purged or report.blobs:
+    with session_scope() as session:
+        due = due_datasets(session)
+    for dataset_id in due:
+        if job_status(f"compact-{dataset_id}") in LIVE_STATUSES or is_locked(dataset_lock_id(dataset_id)):
+            continue  # one is waiting or running: it plans (and recovers) when it runs
+        enqueue_compaction(dataset_id)
+        report.compactions.append(dataset_id)
+    report.tmp_files = sweep_tmp(get_store(), max_age_s=get_settings().tmp_max_age_s)
+    drop_stale()
+
+    if report.deletions or report.trainings or report.purged or report.blobs or report.compactions:
         log_event(
             log,
             "reconcile.done",
@@ -122,5 +145,21 @@ def reconcile() -> Report:
             caches=len(report.caches),
             purged=len(report.purged),
             blobs=len(report.blobs),
+            compactions=len(report.compactions),
+            tmp_files=report.tmp_files,
         )
     return report
+
+
+def sweep_tmp(store: BlobStore, *, max_age_s: float) -> int:
+    """Delete files in the store's tmp folder not modified for `max_age_s` seconds; returns how many."""
+    cutoff = time.time() - max_age_s
+    removed = 0
+    for path in store.tmp.iterdir():
+        try:
+            if path.is_file() and path.stat().st_mtime < cutoff:
+                path.unlink()
+                removed += 1
+        except FileNotFoundError:  # another process removed it first
+            continue
+    return removed

@@ -4,8 +4,11 @@ Canonical encoding: UTF-8 JSON, object keys sorted by Unicode code point, no ins
 characters written as themselves, integers in decimal, floats as Python's shortest round-trip ``repr`` (finite
 only). Only objects with string keys, arrays, strings, integers, floats, booleans and null are accepted.
 
-An entry's hash is ``sha256(canonical(entry))`` over exactly the fields in ``ENTRY_FIELDS``; ``prev_hash`` is the
-hex hash of the previous entry (``GENESIS_HASH`` for the first), which chains every entry to all before it.
+An entry's hash is ``sha256(canonical(entry))`` over exactly the fields in ``ENTRY_FIELDS``, plus ``event_id`` and
+``signature`` when the entry is signed (``SIGNED_ENTRY_FIELDS``; entries written before per-entry signatures have
+neither); ``prev_hash`` is the hex hash of the previous entry (``GENESIS_HASH`` for the first), which chains every
+entry to all before it. The signature itself covers the event (``EVENT_FIELDS``: what the process that created it
+knew, before the entry had a place in the chain; app.audit.signing).
 """
 
 import hashlib
@@ -19,6 +22,8 @@ from app.audit.exceptions import CanonicalError
 
 GENESIS_HASH = "0" * 64
 ENTRY_FIELDS = ("seq", "created_at", "tenant_id", "actor", "event_type", "refs", "evidence", "prev_hash")
+SIGNED_ENTRY_FIELDS = (*ENTRY_FIELDS, "event_id", "signature")
+EVENT_FIELDS = ("event_id", "created_at", "tenant_id", "actor", "event_type", "refs", "evidence")
 _MAX_DEPTH = 32
 
 
@@ -84,12 +89,36 @@ def sha256_hex(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def hashed_fields(entry: Mapping[str, Any]) -> tuple[str, ...]:
+    """The fields an entry's hash covers: ``SIGNED_ENTRY_FIELDS`` when it carries a signature, else ``ENTRY_FIELDS``."""
+    return SIGNED_ENTRY_FIELDS if entry.get("signature") is not None else ENTRY_FIELDS
+
+
 def compute_entry_hash(entry: Mapping[str, Any]) -> str:
-    """Hex sha256 of the canonical encoding of the entry's ``ENTRY_FIELDS`` (``created_at`` as a string)."""
-    missing = [f for f in ENTRY_FIELDS if f not in entry]
+    """Hex sha256 of the canonical encoding of the entry's hashed fields (``created_at`` as a string)."""
+    fields = hashed_fields(entry)
+    missing = [f for f in fields if f not in entry]
     if missing:
         raise CanonicalError(f"entry lacks fields {missing}")
-    return sha256_hex(canonical_json({f: entry[f] for f in ENTRY_FIELDS}))
+    return sha256_hex(canonical_json({f: entry[f] for f in fields}))
+
+
+def entry_document(entry: Any) -> dict[str, Any]:
+    """A stored entry (ORM object or row) as the API returns it; ``compute_entry_hash`` of it is its entry_hash.
+    ``event_id`` and ``signature`` are None for entries written before per-entry signatures."""
+    return {
+        "seq": entry.seq,
+        "created_at": format_timestamp(entry.created_at),
+        "tenant_id": entry.tenant_id,
+        "actor": entry.actor,
+        "event_type": entry.event_type,
+        "refs": entry.refs,
+        "evidence": entry.evidence,
+        "prev_hash": entry.prev_hash,
+        "entry_hash": entry.entry_hash,
+        "event_id": entry.event_id,
+        "signature": entry.signature,
+    }
 
 
 def commit_sample_ids(sample_ids: Iterable[str]) -> str:

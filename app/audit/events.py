@@ -17,6 +17,9 @@ from app.audit.exceptions import AuditContentError, CanonicalError
 
 class EventType(enum.StrEnum):
     DATASET_REGISTERED = "dataset.registered"
+    DATASET_COMPACTED = "dataset.compacted"
+    ERASURE_REQUESTED = "erasure.requested"
+    ERASURE_COMPLETED = "erasure.completed"
     DATASET_DELETED = "dataset.deleted"
     MODEL_REGISTERED = "model.registered"
     MODEL_TRAINED = "model.trained"

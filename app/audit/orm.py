@@ -31,6 +31,11 @@ class AuditEntry(Base):
     prev_hash: Mapped[str] = mapped_column(String(64))
     # Hex sha256 of the canonical encoding of this entry (app.audit.canonical.compute_entry_hash).
     entry_hash: Mapped[str] = mapped_column(String(64))
+    # 32 random hex digits naming the event for good; unique, so a copied event cannot be chained twice.
+    # None only for entries written before per-entry signatures (migration 0005).
+    event_id: Mapped[str | None] = mapped_column(String(32), index=True, unique=True)
+    # Base64 Ed25519 signature of the event by the process that created it (app.audit.signing.event_message).
+    signature: Mapped[str | None] = mapped_column(String(88))
 
     __table_args__ = (UniqueConstraint("prev_hash"),)
 
@@ -41,7 +46,9 @@ class AuditOutboxEntry(Base):
     The API writes here without taking the log's append lock; app.audit.outbox.sequence moves rows into
     ``audit_entries`` in batches, in id order, under the lock, and deletes them in the same transaction. Every
     chained append drains this table first, so an event is always chained before any later event that depends
-    on it (a deletion's ``deletion.requested`` before its ``deletion.started``).
+    on it (a deletion's ``deletion.requested`` before its ``deletion.started``). Triggers refuse UPDATE, and
+    DELETE of an event that is not in ``audit_entries`` yet (app.audit.ddl); an event whose signature does not
+    verify is never chained (it stays, and raises an alarm).
     """
 
     __tablename__ = "audit_outbox"
@@ -53,3 +60,5 @@ class AuditOutboxEntry(Base):
     event_type: Mapped[str] = mapped_column(String(64))
     refs: Mapped[dict[str, Any]] = mapped_column(JSON)
     evidence: Mapped[dict[str, Any]] = mapped_column(JSON)
+    event_id: Mapped[str] = mapped_column(String(32), unique=True)
+    signature: Mapped[str] = mapped_column(String(88))

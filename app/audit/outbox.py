@@ -15,26 +15,72 @@ in batches, under the append lock, and deletes them in the same transaction:
 
 Rows are deleted by id, never by range: under READ COMMITTED a row with a smaller id can commit after a larger
 one was read, and it must stay for the next drain.
+
+Every event is signed by the process that records it (app.audit.signing). The sequencer verifies each signature
+before chaining: an event planted by someone who can write to the database but does not hold the key is refused,
+stays in the outbox (the triggers let only chained events be deleted) and raises an alarm (app.audit.alarms); a
+copy of an event already chained is dropped with an alarm.
 """
 
-from collections.abc import Callable, Mapping
+import threading
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from sqlalchemy import delete, exists, insert, select
 from sqlalchemy.orm import Session
 
 from app.audit import repository
+from app.audit.alarms import alarm
+from app.audit.canonical import format_timestamp
 from app.audit.events import prepare_entry
+from app.audit.exceptions import VerificationError
 from app.audit.orm import AuditOutboxEntry
+from app.audit.signing import Signer, event_signer, new_event_id, verify_event_signature
 from app.core.db import utcnow
 
 DELETE_CHUNK = 900  # ids per DELETE ... IN (...) (below SQLite's bound-parameter limit)
+_ALARMED_MAX = 10_000  # outbox rows this process has raised an alarm for (each is reported once)
 
-# An event as it is chained: (created_at, tenant_id, actor, event_type, refs, evidence), already checked.
-Event = tuple[datetime, str | None, str, str, dict[str, Any], dict[str, Any]]
+
+class Event(NamedTuple):
+    """An event as it is chained: checked, signed by the process that created it."""
+
+    created_at: datetime
+    tenant_id: str | None
+    actor: str
+    event_type: str
+    refs: dict[str, Any]
+    evidence: dict[str, Any]
+    event_id: str
+    signature: str
+
+    def document(self) -> dict[str, Any]:
+        """The event's fields as they are signed and verified (``created_at`` as a string)."""
+        return self._asdict() | {"created_at": format_timestamp(self.created_at)}
+
+
+def signed_event(
+    signer: Signer,
+    *,
+    created_at: datetime,
+    tenant_id: str | None,
+    actor: str,
+    event_type: str,
+    refs: dict[str, Any],
+    evidence: dict[str, Any],
+) -> Event:
+    """A new event (already checked by ``prepare_entry``) with a fresh event id, signed."""
+    event = Event(created_at, tenant_id, actor, event_type, refs, evidence, new_event_id(), "")
+    return event._replace(signature=signer.sign_event(event.document()))
+
+
 _table = AuditOutboxEntry.__table__
 _INSERT = insert(_table)
+_COLUMNS = [_table.c[name] for name in Event._fields]
+_alarmed: set[tuple[int, str]] = set()  # (outbox id, event id)
+_alarmed_lock = threading.Lock()
 
 
 def record(
@@ -45,49 +91,80 @@ def record(
     tenant_id: str | None,
     refs: Mapping[str, Any] | None = None,
     evidence: Mapping[str, Any] | None = None,
+    signer: Signer | None = None,
 ) -> None:
-    """Record an event in the caller's transaction (checked as a chained entry is: AuditContentError)."""
+    """Record an event in the caller's transaction (checked as a chained entry is: AuditContentError), signed with
+    ``signer`` (default: this process's key, app.audit.signing.event_signer)."""
     kind, refs, evidence = prepare_entry(actor, event_type, refs, evidence)
-    session.connection().execute(
-        _INSERT,
-        {"created_at": utcnow(), "tenant_id": tenant_id, "actor": actor, "event_type": kind, "refs": refs,
-         "evidence": evidence},
+    event = signed_event(
+        signer or event_signer(), created_at=utcnow(), tenant_id=tenant_id, actor=actor, event_type=kind, refs=refs,
+        evidence=evidence,
     )  # fmt: skip
+    session.connection().execute(_INSERT, event._asdict())
 
 
-def drain_locked(session: Session) -> list[Event]:
-    """Read and delete every committed outbox row, in id order; the caller holds the append lock and chains the
-    returned events in the same transaction."""
-    rows = session.execute(
-        select(
-            _table.c.id,
-            _table.c.created_at,
-            _table.c.tenant_id,
-            _table.c.actor,
-            _table.c.event_type,
-            _table.c.refs,
-            _table.c.evidence,
-        ).order_by(_table.c.id)
-    ).all()
-    ids = [row[0] for row in rows]
+def _alarm_once(outbox_id: int, event_id: str, kind: str, detail: str) -> None:
+    with _alarmed_lock:
+        if (outbox_id, event_id) in _alarmed:
+            return
+        if len(_alarmed) >= _ALARMED_MAX:
+            _alarmed.clear()
+        _alarmed.add((outbox_id, event_id))
+    alarm(kind, detail, outbox_id=outbox_id, event_id=event_id)
+
+
+def take_locked(session: Session, public_key: Ed25519PublicKey) -> tuple[list[Event], list[int]]:
+    """The committed outbox events to chain, in id order, and the outbox ids to delete once they are chained
+    (``remove_locked``, same transaction). The caller holds the append lock.
+
+    An event whose signature does not verify with ``public_key`` is left out and stays in the outbox (alarm
+    ``outbox_signature``); a copy of an event already in the chain is left out and deleted (``outbox_replay``).
+    """
+    rows = session.execute(select(_table.c.id, *_COLUMNS).order_by(_table.c.id)).all()
+    if not rows:
+        return [], []
+    chained = repository.chained_event_ids(session, event_ids=[row.event_id for row in rows])
+    events: list[Event] = []
+    remove: list[int] = []
+    for row in rows:
+        event = Event(*row[1:])
+        if event.event_id in chained:
+            _alarm_once(row.id, event.event_id, "outbox_replay", "a copy of an event already chained")
+            remove.append(row.id)
+            continue
+        try:
+            verify_event_signature(public_key, event.document())
+        except VerificationError as exc:
+            _alarm_once(row.id, event.event_id, "outbox_signature", f"outbox event refused: {exc}")
+            continue
+        events.append(event)
+        remove.append(row.id)
+    return events, remove
+
+
+def remove_locked(session: Session, ids: Sequence[int]) -> None:
+    """Delete outbox rows whose events are chained now (in this transaction) or were chained before."""
     for start in range(0, len(ids), DELETE_CHUNK):
         session.execute(delete(_table).where(_table.c.id.in_(ids[start : start + DELETE_CHUNK])))
-    return [tuple(row[1:]) for row in rows]
 
 
 def pending(session: Session) -> bool:
     return bool(session.scalar(select(exists().where(_table.c.id.is_not(None)))))
 
 
-def sequence(session: Session) -> int:
-    """Chain whatever the outbox holds, in the caller's transaction (the caller commits); returns how many
-    events were chained. Takes the append lock only when there is something to chain."""
+def sequence(session: Session, public_key: Ed25519PublicKey | None = None) -> int:
+    """Chain whatever the outbox holds, in the caller's transaction (the caller commits); returns how many outbox
+    rows were consumed (chained, or dropped as copies of chained events). Takes the append lock only when there is
+    something to chain. Signatures are checked with ``public_key`` (default: this process's key)."""
     from app.audit.service import chain
 
     if not pending(session):
         return 0
     repository.lock_for_append(session)
-    return len(chain(session, drain_locked(session)))
+    events, remove = take_locked(session, public_key or event_signer().public_key)
+    chain(session, events)
+    remove_locked(session, remove)
+    return len(remove)
 
 
 def sequence_committed(sessionmaker: Callable[[], Session]) -> int:

@@ -1,8 +1,9 @@
 """Deletion receipts: a signed JSON document binding a deletion request to its audit entries.
 
-A receipt holds the request (with its sample ids and their sha256 commitment), the commitment to the forgotten
-rows, the base and result versions with checkpoint hashes, the evidence, every audit entry that concerns the
-request with its inclusion proof, and the signed tree head those proofs lead to. The whole body is signed.
+A receipt holds the request (its sample count and the salted commitment to its sample ids, with the salt that
+opens it; never the ids), the salted commitment to the forgotten rows, the base and result versions with
+checkpoint hashes, the evidence, every audit entry that concerns the request with its inclusion proof, and the
+signed tree head those proofs lead to. The whole body is signed.
 Built from plain mappings so that it does not depend on how the rows were loaded.
 """
 
@@ -12,6 +13,7 @@ from typing import Any
 
 from app.audit.canonical import commit_sample_ids, format_timestamp, normalize, sanitize_floats
 from app.audit.signing import RECEIPT_DOMAIN, Signer
+from app.core.idhash import is_hashed
 
 RECEIPT_FORMAT = "unlearn-receipt/v1"
 REQUEST_FIELDS = (
@@ -35,9 +37,16 @@ def _plain(value: Any) -> Any:
 
 
 def request_summary(request: Mapping[str, Any]) -> dict[str, Any]:
+    """The request's fields; its ids only as ``sample_ids_sha256`` (salted, opened with ``commitment_salt``).
+
+    A request made before salted commitments has none recorded: its unsalted commitment is computed from its
+    plain ids while it still has them."""
     ids = list(request.get("sample_ids") or [])
+    commitment = request.get("sample_ids_sha256")
+    if commitment is None and ids and not any(is_hashed(i) for i in ids):
+        commitment = commit_sample_ids(ids)
     summary = {f: _plain(request.get(f)) for f in REQUEST_FIELDS}
-    summary.update(sample_ids=ids, sample_count=len(ids), sample_ids_sha256=commit_sample_ids(ids))
+    summary.update(sample_count=len(ids), sample_ids_sha256=commitment, commitment_salt=request.get("commitment_salt"))
     return summary
 
 

@@ -3,7 +3,7 @@
 import hashlib
 from collections.abc import Sequence
 
-from sqlalchemy import insert, or_, select, text, update
+from sqlalchemy import Row, event, insert, or_, select, text, update
 from sqlalchemy.orm import Session
 
 from app.audit.orm import AuditEntry
@@ -11,6 +11,26 @@ from app.audit.orm import AuditEntry
 # Transaction-level PostgreSQL advisory lock serialising appends (a key of its own, apart from model locks).
 _INSERT = insert(AuditEntry.__table__)
 APPEND_LOCK_KEY = int.from_bytes(hashlib.sha256(b"unlearn:audit:append").digest()[:8], "big", signed=True)
+_IN_CHUNK = 900  # values per IN (...) (below SQLite's bound-parameter limit)
+
+
+_APPENDED = "audit_appended"  # session.info key: this transaction appended entries it has not committed yet
+
+
+def mark_appended(session: Session) -> None:
+    session.info[_APPENDED] = True
+
+
+def has_uncommitted_appends(session: Session) -> bool:
+    """True while the session's transaction holds entries it appended and has not committed: a tree head signed
+    over them could name a log that never exists (the transaction may roll back)."""
+    return bool(session.info.get(_APPENDED))
+
+
+@event.listens_for(Session, "after_commit")
+@event.listens_for(Session, "after_rollback")
+def _transaction_ended(session: Session) -> None:
+    session.info.pop(_APPENDED, None)
 
 
 def lock_for_append(session: Session) -> None:
@@ -40,6 +60,22 @@ def last_seq_and_hash(session: Session) -> tuple[int, str] | None:
 def insert_entries(session: Session, *, rows: Sequence[dict]) -> None:
     """Insert chained entries (column dicts) together: one executemany, no unit of work."""
     session.connection().execute(_INSERT, list(rows))
+
+
+def chained_event_ids(session: Session, *, event_ids: Sequence[str]) -> set[str]:
+    """The ones among ``event_ids`` that an entry of the log holds already."""
+    found: set[str] = set()
+    for start in range(0, len(event_ids), _IN_CHUNK):
+        chunk = event_ids[start : start + _IN_CHUNK]
+        found.update(session.scalars(select(AuditEntry.event_id).where(AuditEntry.event_id.in_(chunk))))
+    return found
+
+
+def entry_rows(session: Session, *, first_seq: int, last_seq: int) -> Sequence[Row]:
+    """Every stored column of the entries first_seq <= seq <= last_seq, in order (Core rows: no unit of work)."""
+    table = AuditEntry.__table__
+    query = select(table).where(table.c.seq >= first_seq, table.c.seq <= last_seq).order_by(table.c.seq)
+    return session.execute(query).all()
 
 
 def get_entry(session: Session, *, seq: int) -> AuditEntry | None:

@@ -1,19 +1,23 @@
-"""Audit endpoints: the log, its signed tree head, inclusion and consistency proofs, the public key, and
-deletion receipts. Every document they return can be checked offline with ``python -m app.audit.verify``.
+"""Audit endpoints: the log, its signed tree head (JSON, and a C2SP checkpoint for witnesses), inclusion and
+consistency proofs, the public key, and deletion receipts. Every document they return can be checked offline with
+``python -m app.audit.verify``.
 
 Tenants see their own entries; admins of the default tenant see every entry (and can verify the whole log).
-Tree heads and proofs cover the whole log: they reveal hashes only.
+Tree heads and proofs cover the whole log: they reveal hashes only. When the stored log fails an integrity check
+(app.audit.tree), the endpoints that sign or prove answer 503 with an ``audit-log-integrity`` problem.
 """
 
 import threading
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, Path, Query, Request
+from fastapi.responses import PlainTextResponse
 from sqlalchemy.orm import Session
 
-from app.audit import outbox, repository, tree
-from app.audit.service import deletion_receipt, entry_document
-from app.audit.signing import Signer, load_or_create_signing_key
+from app.audit import checkpoint, outbox, repository, tree
+from app.audit.canonical import entry_document
+from app.audit.service import deletion_receipt
+from app.audit.signing import Signer, log_signer
 from app.core.deps import DB, Reader, Requester
 from app.core.errors import NotFound, Unprocessable
 from app.core.security import Principal
@@ -25,14 +29,15 @@ _signer_lock = threading.Lock()
 
 
 def init_signer(app: FastAPI) -> Signer:
-    """Load (or generate) the log's signing key from Settings.audit_signing_key_path; call at start-up."""
+    """Load (or generate) the log's signing key from Settings.audit_signing_key_path, with the log's origin,
+    checkpoint file and legacy entries as configured; call at start-up."""
     state = app.state
     signer = getattr(state, "audit_signer", None)
     if signer is None:
         with _signer_lock:
             signer = getattr(state, "audit_signer", None)
             if signer is None:
-                signer = state.audit_signer = load_or_create_signing_key(state.settings.audit_signing_key_path)
+                signer = state.audit_signer = log_signer(state.settings)
     return signer
 
 
@@ -44,11 +49,12 @@ def get_signer(request: Request) -> Signer:
 SignerDep = Annotated[Signer, Depends(get_signer)]
 
 
-def current_log(db: DB) -> Session:
+def current_log(db: DB, signer: SignerDep) -> Session:
     """The request's session once the events waiting in the outbox are chained (and committed), so that what
     the endpoint reads includes every event committed before the request."""
-    if outbox.sequence(db):
-        db.commit()
+    if outbox.pending(db):
+        outbox.sequence(db, signer.public_key)
+        db.commit()  # also when every pending event was refused: the append lock is not held past this point
     return db
 
 
@@ -90,8 +96,12 @@ def list_audit(
 
 @router.get("/audit/public-key")
 def public_key(signer: SignerDep) -> dict[str, str]:
-    """The Ed25519 public key that signs tree heads and receipts (PEM and raw base64) and its key id."""
-    return signer.public_key_document()
+    """The Ed25519 public key that signs entries, tree heads, checkpoints and receipts (PEM and raw base64), its
+    key id, the log's checkpoint origin and the key as a signed-note verifier key."""
+    return signer.public_key_document() | {
+        "origin": signer.note_origin,
+        "note_verifier_key": checkpoint.verifier_key(signer.note_origin, signer.public_key),
+    }
 
 
 @router.get("/audit/tree-head")
@@ -99,10 +109,23 @@ def tree_head(
     db: LogDB, _principal: Reader, signer: SignerDep, size: Annotated[int | None, Query(ge=0, le=MAX_SEQ)] = None
 ) -> dict[str, Any]:
     """The signed tree head of the whole log (or of its first `size` entries)."""
-    current = tree.tree_size(db)
+    current = tree.tree_size(db, signer)
     if size is not None:
         _check_size(size, current, "size")
     return tree.signed_tree_head(db, signer, current if size is None else size)
+
+
+@router.get(
+    "/audit/checkpoint",
+    response_class=PlainTextResponse,
+    responses={200: {"content": {"text/plain": {}}, "description": "A C2SP tlog-checkpoint signed note"}},
+)
+def latest_checkpoint(db: DB, signer: SignerDep) -> PlainTextResponse:
+    """The signed tree head of the log as chained now, as a C2SP checkpoint (c2sp.org/tlog-checkpoint), for
+    witnesses and monitors to poll. Public, like the key: it reveals a size and a hash; it does not chain the
+    outbox first (events recorded a moment ago appear in the next checkpoint)."""
+    note = tree.signed_checkpoint(db, signer)
+    return PlainTextResponse(note, media_type="text/plain; charset=utf-8", headers={"Cache-Control": "no-store"})
 
 
 @router.get("/audit/consistency")
@@ -114,12 +137,12 @@ def consistency(
     second: Annotated[int | None, Query(alias="to", ge=0)] = None,
 ) -> dict[str, Any]:
     """Proof that the log of `from` entries is a prefix of the log of `to` entries (default: now)."""
-    current = tree.tree_size(db)
+    current = tree.tree_size(db, signer)
     second = current if second is None else second
     _check_size(second, current, "to")
     if first > second:
         raise Unprocessable(f"from={first} is larger than to={second}")
-    proof = tree.consistency_proof(db, first=first, second=second)
+    proof = tree.consistency_proof(db, signer, first=first, second=second)
     return proof | {"tree_head": tree.signed_tree_head(db, signer, second)}
 
 
@@ -132,12 +155,11 @@ def get_audit_entry(
     visible = _visible_tenant(principal)
     if entry is None or (visible is not None and entry.tenant_id != visible):
         raise NotFound(f"audit entry {seq} not found")
-    size = tree.tree_size(db)
-    return {
-        "entry": entry_document(entry),
-        "inclusion_proof": tree.inclusion_proof(db, seq=seq, size=size),
-        "tree_head": tree.signed_tree_head(db, signer, size),
-    }
+    size = tree.tree_size(db, signer)
+    proof = tree.inclusion_proof(db, signer, seq=seq, size=size)
+    document = entry_document(entry)
+    tree.check_served(db, signer, [document])
+    return {"entry": document, "inclusion_proof": proof, "tree_head": tree.signed_tree_head(db, signer, size)}
 
 
 @router.get("/deletions/{request_id}/receipt")

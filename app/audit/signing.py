@@ -1,8 +1,15 @@
-"""Ed25519 keys and signatures for tree heads and receipts.
+"""Ed25519 keys and signatures for audit entries, tree heads and receipts.
 
-A signature covers a domain tag (so a tree-head signature can never pass as a receipt signature) followed by the
-canonical JSON of the signed object without its ``signature`` field. ``key_id`` is the hex sha256 of the raw
+A signature covers a domain tag (so a tree-head signature can never pass as a receipt or entry signature) followed
+by the canonical JSON of the signed object without its ``signature`` field. ``key_id`` is the hex sha256 of the raw
 32-byte public key.
+
+Every audit entry is signed by the process that creates its event (the API for the events it records in the
+outbox, a worker for the entries it appends), over the event's content (``EVENT_FIELDS``: a random ``event_id``,
+time, tenant, actor, type, refs, evidence), before the event has a place in the chain. Someone who can write to
+the database but does not hold the key cannot make an entry that verifies, and cannot replay a genuine one: its
+``event_id`` is unique in the log. Each process loads the key once (``signer_at``); the same file must be readable
+by the API and by every worker.
 
 The private key is a PKCS#8 PEM file at ``Settings.audit_signing_key_path``. When absent it is generated on first
 use: written to a private temporary file (mode 0600) in the same folder, fsynced, then hard-linked into place, so
@@ -14,23 +21,31 @@ import binascii
 import hashlib
 import logging
 import os
+import secrets
+import threading
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from app.audit.canonical import canonical_json
+from app.audit.canonical import EVENT_FIELDS, canonical_json
 from app.audit.exceptions import VerificationError
+
+if TYPE_CHECKING:
+    from app.core.config import Settings
 
 log = logging.getLogger(__name__)
 
 TREE_HEAD_DOMAIN = b"unlearn-audit/tree-head/v1\n"
 RECEIPT_DOMAIN = b"unlearn-audit/receipt/v1\n"
+ENTRY_DOMAIN = b"unlearn-audit/entry/v1\n"
+DEFAULT_ORIGIN_PREFIX = "unlearn.invalid/audit/"  # + the first 16 hex digits of the key id
 TREE_HEAD_FIELDS = ("tree_size", "root_hash", "timestamp", "key_id")
 
 
@@ -69,6 +84,34 @@ def signed_message(domain: bytes, document: Mapping[str, Any]) -> bytes:
     return domain + canonical_json({k: v for k, v in document.items() if k != "signature"})
 
 
+def new_event_id() -> str:
+    """128 random bits, hex: names one event for good (a copy of it is a replay)."""
+    return secrets.token_hex(16)
+
+
+def event_message(event: Mapping[str, Any]) -> bytes:
+    """The bytes an entry's signature covers: ``ENTRY_DOMAIN`` + the canonical JSON of its ``EVENT_FIELDS``."""
+    missing = [f for f in EVENT_FIELDS if f not in event]
+    if missing:
+        raise VerificationError(f"event lacks fields {missing}")
+    return ENTRY_DOMAIN + canonical_json({f: event[f] for f in EVENT_FIELDS})
+
+
+def verify_event_signature(public_key: Ed25519PublicKey, entry: Mapping[str, Any]) -> None:
+    """Raise VerificationError unless ``entry["signature"]`` is this key's signature over the entry's event."""
+    signature = entry.get("signature")
+    if not isinstance(signature, str):
+        raise VerificationError("carries no signature")
+    try:
+        raw = base64.b64decode(signature, validate=True)
+    except binascii.Error as exc:
+        raise VerificationError("signature is not valid base64") from exc
+    try:
+        public_key.verify(raw, event_message(entry))
+    except InvalidSignature as exc:
+        raise VerificationError("signature is not the log key's signature over this content") from exc
+
+
 def verify_signature(public_key: Ed25519PublicKey, domain: bytes, document: Mapping[str, Any]) -> None:
     """Raise VerificationError unless ``document["signature"]`` is this key's signature over the document."""
     if document.get("key_id") != key_id_of(public_key):
@@ -87,15 +130,31 @@ def verify_signature(public_key: Ed25519PublicKey, domain: bytes, document: Mapp
 
 @dataclass(frozen=True)
 class Signer:
-    private_key: Ed25519PrivateKey
+    """The log's key, and how the log signed with it is named and published."""
 
-    @property
+    private_key: Ed25519PrivateKey
+    # The log's name in its C2SP checkpoints (also the note key name); None: DEFAULT_ORIGIN_PREFIX + key id.
+    origin: str | None = None
+    # File the newest checkpoint is written to each time a larger tree head is signed (None: not written).
+    checkpoint_path: Path | None = None
+    # Entries at the start of the log written before entries were signed: accepted without a signature.
+    legacy_entries: int = 0
+
+    @cached_property
     def public_key(self) -> Ed25519PublicKey:
         return self.private_key.public_key()
 
-    @property
+    @cached_property
     def key_id(self) -> str:
         return key_id_of(self.public_key)
+
+    @property
+    def note_origin(self) -> str:
+        return self.origin or DEFAULT_ORIGIN_PREFIX + self.key_id[:16]
+
+    def sign_event(self, event: Mapping[str, Any]) -> str:
+        """Base64 signature over the event (``event_message``)."""
+        return base64.b64encode(self.private_key.sign(event_message(event))).decode("ascii")
 
     def sign(self, domain: bytes, document: Mapping[str, Any]) -> dict[str, Any]:
         """``document`` with ``key_id`` set and ``signature`` (base64) added."""
@@ -132,6 +191,42 @@ def _read_private_key(path: Path) -> Ed25519PrivateKey:
     if path.stat().st_mode & 0o077:
         log.warning("audit.signing_key_permissive path=%s mode=%o", path, path.stat().st_mode & 0o777)
     return key
+
+
+_loaded: dict[Path, Signer] = {}
+_loaded_lock = threading.Lock()
+
+
+def signer_at(path: Path) -> Signer:
+    """This process's signer for the key file at ``path``: loaded (or created) once, then reused."""
+    where = Path(path).absolute()
+    with _loaded_lock:
+        signer = _loaded.get(where)
+        if signer is None:
+            signer = _loaded[where] = load_or_create_signing_key(where)
+        return signer
+
+
+def event_signer() -> Signer:
+    """The key this process signs the audit events it creates with (Settings.audit_signing_key_path)."""
+    from app.core.config import get_settings
+
+    return signer_at(get_settings().audit_signing_key_path)
+
+
+def log_signer(settings: "Settings") -> Signer:
+    """The signer of tree heads, checkpoints and receipts as configured (origin, checkpoint file, legacy entries)."""
+    from app.audit.checkpoint import check_origin
+
+    signer = signer_at(settings.audit_signing_key_path)
+    configured = replace(
+        signer,
+        origin=settings.audit_log_origin,
+        checkpoint_path=settings.audit_checkpoint_path,
+        legacy_entries=settings.audit_legacy_entries,
+    )
+    check_origin(configured.note_origin)
+    return configured
 
 
 def load_or_create_signing_key(path: Path) -> Signer:

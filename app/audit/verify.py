@@ -11,8 +11,11 @@ Command line (exit status 0 = verified, 1 = rejected, 2 = usage error)::
     python -m app.audit.verify consistency proof.json --public-key key.pem \\
         --old-head head-then.json --new-head head-now.json                      # GET /v1/audit/consistency
     python -m app.audit.verify log entries.json --public-key key.pem [--tree-head head.json]
+    python -m app.audit.verify checkpoint checkpoint.txt --public-key key.json  # GET /v1/audit/checkpoint
 
-``--public-key`` takes a PEM file, a file with the base64 raw key, or the JSON of ``GET /v1/audit/public-key``.
+``--public-key`` takes a PEM file, a file with the base64 raw key, or the JSON of ``GET /v1/audit/public-key``
+(which also names the log's checkpoint origin; else ``--origin``). ``--legacy-entries N``: the first N entries were
+written before entries were signed (a log upgraded from such a release) and may carry no signature.
 ``entries.json`` is a JSON array of entries, or an object with an ``entries`` array (pages of ``GET /v1/audit``
 concatenated from ``after_seq=0``).
 """
@@ -23,15 +26,19 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from app.audit.canonical import GENESIS_HASH, commit_sample_ids, compute_entry_hash
+from app.audit.binding import check_binding
+from app.audit.canonical import GENESIS_HASH, compute_entry_hash
+from app.audit.checkpoint import open_checkpoint
 from app.audit.exceptions import CanonicalError, VerificationError
 from app.audit.merkle import MerkleTree, leaf_hash, verify_consistency, verify_inclusion
-from app.audit.signing import RECEIPT_DOMAIN, TREE_HEAD_DOMAIN, verify_signature
+from app.audit.signing import RECEIPT_DOMAIN, TREE_HEAD_DOMAIN, verify_event_signature, verify_signature
 
 __all__ = [
     "VerificationError",
     "verify_entry_hash",
+    "verify_entry_signature",
     "verify_tree_head",
+    "verify_checkpoint",
     "verify_entry_inclusion",
     "verify_consistency_between",
     "verify_log",
@@ -82,6 +89,18 @@ def verify_entry_hash(entry: Mapping[str, Any]) -> bytes:
     return bytes.fromhex(computed)
 
 
+def verify_entry_signature(entry: Mapping[str, Any], public_key: Ed25519PublicKey, *, legacy_entries: int = 0) -> None:
+    """Check that the entry carries the log key's signature over its event; the first ``legacy_entries`` entries
+    (written before entries were signed) may carry none."""
+    seq = _get(entry, "seq", "entry")
+    if entry.get("signature") is None and isinstance(seq, int) and 0 < seq <= legacy_entries:
+        return
+    try:
+        verify_event_signature(public_key, entry)
+    except VerificationError as exc:
+        raise VerificationError(f"entry {seq} {exc}") from exc
+
+
 def verify_tree_head(head: Mapping[str, Any], public_key: Ed25519PublicKey) -> tuple[int, bytes]:
     """Check a signed tree head; return (tree_size, root hash)."""
     size = _int(_get(head, "tree_size", "tree head"), "tree_size")
@@ -112,10 +131,15 @@ def _check_inclusion(entry: Mapping[str, Any], proof: Mapping[str, Any], size: i
         raise VerificationError(f"entry {seq}: {exc}") from exc
 
 
-def verify_entry_inclusion(document: Mapping[str, Any], public_key: Ed25519PublicKey) -> None:
-    """Check ``GET /v1/audit/{seq}``: {entry, inclusion_proof, tree_head}."""
+def verify_entry_inclusion(
+    document: Mapping[str, Any], public_key: Ed25519PublicKey, *, legacy_entries: int = 0
+) -> None:
+    """Check ``GET /v1/audit/{seq}``: {entry, inclusion_proof, tree_head}: the entry's signature, and its inclusion
+    in the signed tree."""
     size, root = verify_tree_head(_get(document, "tree_head", "document"), public_key)
-    _check_inclusion(_get(document, "entry", "document"), _get(document, "inclusion_proof", "document"), size, root)
+    entry = _mapping(_get(document, "entry", "document"), "entry")
+    _check_inclusion(entry, _get(document, "inclusion_proof", "document"), size, root)
+    verify_entry_signature(entry, public_key, legacy_entries=legacy_entries)
 
 
 def verify_consistency_between(
@@ -155,14 +179,19 @@ def verify_log(
     entries: Sequence[Mapping[str, Any]],
     public_key: Ed25519PublicKey | None = None,
     tree_head: Mapping[str, Any] | None = None,
+    *,
+    legacy_entries: int = 0,
 ) -> bytes:
     """Check a log from its first entry: sequence, hash chain, every entry hash; return the Merkle root.
 
-    With a signed ``tree_head`` the log must hold at least its size, and the root over that many entries must be
-    the signed one (so a removed, inserted or reordered entry, or a truncated log, is caught).
+    With the ``public_key``, every entry must carry the key's signature (all but the first ``legacy_entries``,
+    written before entries were signed), and no event may appear twice. With a signed ``tree_head`` the log must
+    hold at least its size, and the root over that many entries must be the signed one (so a removed, inserted or
+    reordered entry, or a truncated log, is caught).
     """
     tree = MerkleTree()
     prev = GENESIS_HASH
+    event_ids: set[str] = set()
     for i, entry in enumerate(entries):
         seq = _get(entry, "seq", "entry")
         if seq != i + 1:
@@ -171,6 +200,12 @@ def verify_log(
             raise VerificationError(f"entry {seq}: prev_hash does not chain to entry {seq - 1}")
         tree.append(leaf_hash(verify_entry_hash(entry)))
         prev = entry["entry_hash"]
+        if public_key is not None:
+            verify_entry_signature(entry, public_key, legacy_entries=legacy_entries)
+            event_id = entry.get("event_id")
+            if event_id is not None and event_id in event_ids:
+                raise VerificationError(f"entry {seq}: event {event_id} is already in the log (a replay)")
+            event_ids.add(event_id)
     if tree_head is not None:
         if public_key is None:
             raise VerificationError("a public key is needed to check the tree head")
@@ -189,18 +224,9 @@ def _concerns(entry: Mapping[str, Any], request: Mapping[str, Any]) -> bool:
     return str(entry.get("event_type", "")).startswith("version.") and refs.get("model_id") == request.get("model_id")
 
 
-def _field(entry: Mapping[str, Any], key: str) -> Any:
-    """A value from the entry's refs, else its evidence (None when in neither)."""
-    for part in ("refs", "evidence"):
-        values = entry.get(part) or {}
-        if key in values:
-            return values[key]
-    return None
-
-
-def verify_receipt(receipt: Mapping[str, Any], public_key: Ed25519PublicKey) -> None:
-    """Check a deletion receipt: its signature, its tree head, every audit entry's inclusion, and that the
-    entries tell the same story as the receipt (request, sample ids, versions, checkpoint hashes, evidence)."""
+def verify_receipt(receipt: Mapping[str, Any], public_key: Ed25519PublicKey, *, legacy_entries: int = 0) -> None:
+    """Check a deletion receipt: its signature, its tree head, every audit entry's signature and inclusion, and
+    that every field of the receipt the log records equals the logged value (app.audit.binding)."""
     try:
         verify_signature(public_key, RECEIPT_DOMAIN, receipt)
     except VerificationError as exc:
@@ -217,55 +243,20 @@ def verify_receipt(receipt: Mapping[str, Any], public_key: Ed25519PublicKey) -> 
     for item in items:
         entry = _mapping(_get(item, "entry", "audit item"), "audit entry")
         _check_inclusion(entry, _get(item, "inclusion_proof", "audit item"), size, root)
+        verify_entry_signature(entry, public_key, legacy_entries=legacy_entries)
         if not _concerns(entry, request):
             raise VerificationError(f"entry {entry['seq']} does not concern request {request.get('id')}")
         entries.append(entry)
     seqs = [e["seq"] for e in entries]
     if seqs != sorted(set(seqs)):
         raise VerificationError("receipt's audit entries are not in increasing seq order")
-    by_type: dict[str, list[Mapping[str, Any]]] = {}
-    for e in entries:
-        by_type.setdefault(e["event_type"], []).append(e)
+    check_binding(receipt, entries)
 
-    requested = by_type.get("deletion.requested", [])
-    if not requested:
-        raise VerificationError("receipt lacks the deletion.requested entry")
-    ids = request.get("sample_ids")
-    claimed = request.get("sample_ids_sha256")
-    if ids is not None and claimed is not None and commit_sample_ids(ids) != claimed:
-        raise VerificationError("request's sample_ids do not match its sample_ids_sha256")
-    logged = _field(requested[0], "sample_ids_sha256")
-    if logged is not None and logged != (claimed or (commit_sample_ids(ids) if ids is not None else None)):
-        raise VerificationError("sample ids in the receipt differ from those committed in the log")
 
-    status = request.get("status")
-    outcome = {"succeeded": "deletion.succeeded", "failed": "deletion.failed"}.get(str(status))
-    if outcome and not by_type.get(outcome):
-        raise VerificationError(f"request status is {status} but the receipt lacks a {outcome} entry")
-    for e in by_type.get("deletion.succeeded", []):
-        for key, logged_key in (("base_version", "base_version"), ("result_version", "result_version"),
-                                ("result_version", "version")):  # fmt: skip
-            version = receipt.get(key)
-            logged = (e.get("refs") or {}).get(logged_key)
-            if logged is not None and (version is None or version.get("version") != logged):
-                raise VerificationError(f"{key} in the receipt differs from entry {e['seq']}")
-        logged = _field(e, "forget_commitment")
-        if logged is not None and logged != receipt.get("forget_commitment"):
-            raise VerificationError(f"forget_commitment in the receipt differs from entry {e['seq']}")
-        logged_evidence = e.get("evidence") or {}
-        evidence = receipt.get("evidence") or {}
-        for key in sorted(set(logged_evidence) & set(evidence)):
-            if logged_evidence[key] != evidence[key]:
-                raise VerificationError(f"evidence field {key!r} in the receipt differs from entry {e['seq']}")
-    for key in ("base_version", "result_version"):
-        version = receipt.get(key)
-        if not version:
-            continue
-        for e in by_type.get("version.created", []) + by_type.get("version.purged", []):
-            if (e.get("refs") or {}).get("version") == version.get("version"):
-                logged = _field(e, "checkpoint_sha256")
-                if logged is not None and logged != version.get("checkpoint_sha256"):
-                    raise VerificationError(f"{key} checkpoint_sha256 differs from entry {e['seq']}")
+def verify_checkpoint(note: str, public_key: Ed25519PublicKey, origin: str) -> tuple[int, bytes]:
+    """Check a C2SP checkpoint (``GET /v1/audit/checkpoint``) signed by the log's key under ``origin``; return
+    (tree size, root hash)."""
+    return open_checkpoint(note, public_key, origin)
 
 
 if __name__ == "__main__":

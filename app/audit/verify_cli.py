@@ -11,7 +11,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from app.audit import verify
 from app.audit.exceptions import VerificationError
-from app.audit.signing import load_public_key
+from app.audit.signing import DEFAULT_ORIGIN_PREFIX, key_id_of, load_public_key
 
 
 class _UsageError(Exception):
@@ -25,36 +25,53 @@ def _load_json(path: str) -> Any:
         raise _UsageError(f"cannot read {path}: {exc}") from exc
 
 
-def _load_key(path: str) -> Ed25519PublicKey:
+def _load_key(path: str) -> tuple[Ed25519PublicKey, str | None]:
+    """The key, and the log's origin when the file is the public-key JSON (which names it)."""
+    origin = None
     try:
         text = Path(path).read_text(encoding="utf-8").strip()
         if text.startswith("{"):
             doc = json.loads(text)
             text = doc.get("public_key_pem") or doc.get("public_key_raw_b64") or ""
+            origin = doc.get("origin")
     except (OSError, ValueError, AttributeError) as exc:
         raise _UsageError(f"cannot read public key {path}: {exc}") from exc
-    return load_public_key(text)
+    return load_public_key(text), origin
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m app.audit.verify", description=(verify.__doc__ or "").split("\n")[0]
     )
-    parser.add_argument("kind", choices=["receipt", "entry", "tree-head", "consistency", "log"])
-    parser.add_argument("document", help="JSON file as returned by the endpoint")
+    parser.add_argument("kind", choices=["receipt", "entry", "tree-head", "consistency", "log", "checkpoint"])
+    parser.add_argument("document", help="JSON file as returned by the endpoint (checkpoint: the note text)")
     parser.add_argument("--public-key", required=True, help="PEM, base64 raw key, or the public-key JSON")
+    parser.add_argument("--origin", help="checkpoint: the log's origin (default: the one the public-key JSON names)")
+    parser.add_argument(
+        "--legacy-entries", type=int, default=0, help="how many first entries predate per-entry signatures"
+    )
     parser.add_argument("--tree-head", help="log: a signed tree head the log must match")
     parser.add_argument("--old-head", help="consistency: the signed head of the first size")
     parser.add_argument("--new-head", help="consistency: the signed head of the second size")
     args = parser.parse_args(argv)
     try:
-        key = _load_key(args.public_key)
+        key, origin = _load_key(args.public_key)
+        legacy = {"legacy_entries": args.legacy_entries}
+        if args.kind == "checkpoint":
+            origin = args.origin or origin or DEFAULT_ORIGIN_PREFIX + key_id_of(key)[:16]
+            try:
+                note = Path(args.document).read_text(encoding="utf-8")
+            except (OSError, ValueError) as exc:
+                raise _UsageError(f"cannot read {args.document}: {exc}") from exc
+            size, root = verify.verify_checkpoint(note, key, origin)
+            print(f"OK: checkpoint of {origin}: tree size {size}, root {root.hex()}")
+            return 0
         doc = _load_json(args.document)
         if args.kind == "receipt":
-            verify.verify_receipt(doc, key)
+            verify.verify_receipt(doc, key, **legacy)
             message = f"receipt for deletion request {doc['request'].get('id')} verified"
         elif args.kind == "entry":
-            verify.verify_entry_inclusion(doc, key)
+            verify.verify_entry_inclusion(doc, key, **legacy)
             message = f"entry {doc['entry']['seq']} is in the signed tree of size {doc['tree_head']['tree_size']}"
         elif args.kind == "tree-head":
             size, root = verify.verify_tree_head(doc, key)
@@ -69,7 +86,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:
             entries = doc["entries"] if isinstance(doc, Mapping) else doc
             head = _load_json(args.tree_head) if args.tree_head else None
-            root = verify.verify_log(entries, key, head)
+            root = verify.verify_log(entries, key, head, **legacy)
             message = f"log of {len(entries)} entries verified, root {root.hex()}"
             if head is None:
                 message += " (no signed tree head given: a truncated log would pass)"

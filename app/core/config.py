@@ -46,6 +46,25 @@ class Settings(BaseSettings):
     reconcile_interval_s: float = Field(default=30.0, alias="UNLEARN_RECONCILE_INTERVAL_S")
     # Ed25519 private key (PEM file) signing audit tree heads; generated on first start when absent.
     audit_signing_key_path: Path = Field(default=Path("./var/audit-signing-key.pem"), alias="UNLEARN_AUDIT_KEY_PATH")
+    # Name of the audit log in its C2SP checkpoints, a schema-less URL such as "audit.example.com/unlearn"
+    # (None: "unlearn.invalid/audit/" followed by the first 16 hex digits of the signing key's id).
+    audit_log_origin: str | None = Field(default=None, alias="UNLEARN_AUDIT_ORIGIN")
+    # File the newest signed checkpoint is written to whenever the log grows (None: not written). Keep it outside
+    # the database's host or copy it off (docs/audit.md).
+    audit_checkpoint_path: Path | None = Field(default=None, alias="UNLEARN_AUDIT_CHECKPOINT_PATH")
+    # Entries at the start of the log written before per-entry signatures (migration 0005 prints the number).
+    audit_legacy_entries: int = Field(default=0, ge=0, alias="UNLEARN_AUDIT_LEGACY_ENTRIES")
+    # Master key (32 random bytes, hex, in a file) of the keyed hashes that stand in for erased sample ids and of
+    # the per-request commitment salts; generated on first use when absent. Never stored in the database.
+    id_key_path: Path = Field(default=Path("./var/id-hash-key"), alias="UNLEARN_ID_KEY_PATH")
+    # Seconds a data set's compaction waits after a deletion publishes, so that a burst of deletions is erased
+    # from the stored data in one rewrite. The reconciler runs a compaction that is due within
+    # reconcile_interval_s, so rows deleted from every model leave the blob store within about
+    # compaction_delay_s + reconcile_interval_s (plus the rewrite itself).
+    compaction_delay_s: float = Field(default=60.0, ge=0, alias="UNLEARN_COMPACTION_DELAY_S")
+    # Files in the blob store's tmp folder untouched for this many seconds are left by a crashed writer (an
+    # upload, a checkpoint, a compaction) and are deleted by the reconciler.
+    tmp_max_age_s: float = Field(default=3600.0, gt=0, alias="UNLEARN_TMP_MAX_AGE_S")
     # How long an Idempotency-Key is remembered after its first use, seconds (24 h).
     idempotency_ttl_s: int = Field(default=24 * 3600, alias="UNLEARN_IDEMPOTENCY_TTL_S")
     # A key claimed by a request that never finished (crashed process) is taken over after this many seconds.

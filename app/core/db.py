@@ -59,6 +59,9 @@ def make_engine(url: str) -> Engine:
             cur.execute("PRAGMA journal_mode=WAL")
             cur.execute("PRAGMA foreign_keys=ON")
             cur.execute("PRAGMA busy_timeout=30000")
+            # Overwrite deleted and replaced content with zeros, so that an id replaced by its keyed hash does not
+            # linger in the file's free space (the write-ahead log keeps old pages until its next checkpoint).
+            cur.execute("PRAGMA secure_delete=ON")
             cur.close()
 
         return engine

@@ -74,6 +74,11 @@ class JobQueue:
 
         enqueue_training(model_id)
 
+    def enqueue_compaction(self, dataset_id: str) -> None:
+        from workers.queue import enqueue_compaction
+
+        enqueue_compaction(dataset_id)
+
     def enqueue_deletion(self, request_id: str, model_id: str | None = None, job_id: str | None = None) -> None:
         """Queue a committed request: with ``model_id`` and ``job_id`` (already stored on its row) through the
         background sender, else now, recording a new job id on the row."""

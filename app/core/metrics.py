@@ -62,7 +62,7 @@ DELETIONS_ACCEPTED = Counter("unlearn_deletion_requests_total", "Deletion reques
 JOB_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600)
 JOB_DURATION = Histogram(
     "unlearn_job_duration_seconds",
-    "Wall time of one worker job, seconds (job: deletion, train, cache; outcome: ok, error)",
+    "Wall time of one worker job, seconds (job: deletion, train, cache, compaction; outcome: ok, error)",
     ["job", "outcome"],
     buckets=JOB_BUCKETS,
 )

@@ -1,6 +1,7 @@
 """SQL for data sets and their rows."""
 
 from collections.abc import Sequence
+from datetime import datetime
 
 from sqlalchemy import Row, delete, distinct, func, insert, select, update
 from sqlalchemy.orm import Session
@@ -10,6 +11,7 @@ from app.deletions.orm import Tombstone
 from app.models.orm import Model
 
 INSERT_CHUNK = 5000  # rows per multi-row INSERT
+LOOKUP_CHUNK = 900  # values per IN (...) lookup (below SQLite's bound-parameter limit)
 
 
 def get_dataset(session: Session, *, dataset_id: str, tenant_id: str) -> Dataset | None:
@@ -54,6 +56,37 @@ def list_datasets(session: Session, *, tenant_id: str) -> Sequence[Dataset]:
     return session.scalars(select(Dataset).where(Dataset.tenant_id == tenant_id).order_by(Dataset.created_at)).all()
 
 
+def rows_for_ids(session: Session, *, dataset_id: str, sample_ids: list[str]) -> dict[str, int]:
+    """Stored sample id -> row number, for the given ids that the data set holds (plain, or keyed hashes)."""
+    out: dict[str, int] = {}
+    for start in range(0, len(sample_ids), LOOKUP_CHUNK):
+        chunk = sample_ids[start : start + LOOKUP_CHUNK]
+        found = session.execute(
+            select(DatasetRow.sample_id, DatasetRow.row_index).where(
+                DatasetRow.dataset_id == dataset_id, DatasetRow.sample_id.in_(chunk)
+            )
+        )
+        out.update((sample_id, row_index) for sample_id, row_index in found)
+    return out
+
+
+def erased_rows(session: Session, *, dataset_id: str, row_indexes: list[int]) -> list[int]:
+    """The given row numbers that compaction has erased."""
+    out: list[int] = []
+    for start in range(0, len(row_indexes), LOOKUP_CHUNK):
+        chunk = row_indexes[start : start + LOOKUP_CHUNK]
+        out += session.execute(
+            select(DatasetRow.row_index).where(
+                DatasetRow.dataset_id == dataset_id, DatasetRow.row_index.in_(chunk), DatasetRow.erased_at.is_not(None)
+            )
+        ).scalars()
+    return out
+
+
+def erased_count(session: Session, *, dataset_id: str, row_indexes: list[int]) -> int:
+    return len(erased_rows(session, dataset_id=dataset_id, row_indexes=row_indexes))
+
+
 def lock_dataset(session: Session, *, dataset_id: str, tenant_id: str) -> Row | None:
     """Write the data set's row (a no-op update) so the transaction holds it; (blob_sha256, num_rows,
     num_holdout), or None when the tenant has no such data set."""
@@ -76,3 +109,13 @@ def delete_dataset_rows(session: Session, *, dataset_id: str) -> None:
     """Delete the data set's rows (sample ids) and the data set itself."""
     session.execute(delete(DatasetRow).where(DatasetRow.dataset_id == dataset_id))
     session.execute(delete(Dataset).where(Dataset.id == dataset_id).execution_options(synchronize_session=False))
+
+
+def mark_compaction_due(session: Session, *, dataset_id: str, at: datetime) -> None:
+    """The data set's compaction is due at ``at`` (an earlier due time is kept): the reconciler then runs it."""
+    session.execute(
+        update(Dataset)
+        .where(Dataset.id == dataset_id)
+        .values(compact_after=func.coalesce(Dataset.compact_after, at))
+        .execution_options(synchronize_session=False)
+    )

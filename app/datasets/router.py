@@ -1,15 +1,18 @@
-"""Data set endpoints: register (multipart upload), read metadata, remove."""
+"""Data set endpoints: register (multipart upload), read metadata, remove, erase samples (from every model and
+the stored file)."""
 
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Request, Response
 from starlette.concurrency import run_in_threadpool
 
-from app.core.deps import DB, Operator, Reader, SettingsDep, Store
+from app.core.deps import DB, Jobs, Operator, Reader, Requester, SettingsDep, Store, after_commit_enqueue
 from app.core.errors import COMMON_ERRORS, problem_responses
+from app.core.idhash import get_id_hasher
 from app.core.uploads import form_file, form_text, read_form, spool_upload
-from app.datasets import removal, service
-from app.datasets.schemas import DatasetOut
+from app.datasets import erasures, removal, service
+from app.datasets.schemas import DatasetOut, ErasureCreate, ErasureOut
+from app.deletions.router import with_salt
 from app.keys.idempotency import Created, fingerprint, run_create
 
 router = APIRouter(prefix="/v1", tags=["datasets"], responses={**COMMON_ERRORS, **problem_responses(413, 409)})
@@ -100,3 +103,52 @@ def delete_dataset(dataset_id: str, db: DB, principal: Operator, store: Store) -
     removal.remove_dataset(db, principal=principal, dataset_id=dataset_id, store=store)
     db.commit()
     return Response(status_code=204)
+
+
+@router.post("/datasets/{dataset_id}/erasures", status_code=202, response_model=ErasureOut)
+def create_erasure(
+    dataset_id: str,
+    body: ErasureCreate,
+    request: Request,
+    db: DB,
+    principal: Requester,
+    settings: SettingsDep,
+    jobs: Jobs,
+    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
+):
+    """Erase samples from every model trained on the data set, then from the stored data set itself."""
+    jobs.require()  # 503 before anything is written when Redis does not answer
+
+    def work() -> Created:
+        erasure, children = erasures.create_erasure(
+            db, principal=principal, dataset_id=dataset_id, body=body, max_ids=settings.max_ids_per_request
+        )
+        db.flush()
+        out = erasures.erasure_out(db, erasure=erasure).model_dump(mode="json")
+
+        def enqueue() -> None:
+            for child in children:
+                after_commit_enqueue(jobs.enqueue_deletion, *child, event="deletion.enqueue_failed")
+            if not children:
+                after_commit_enqueue(jobs.enqueue_compaction, dataset_id, event="compaction.enqueue_failed")
+
+        location = {"Location": f"/v1/erasures/{erasure.id}"}
+        replay = {**out, "commitment_salt": None}  # never stored; with_salt puts it back on a replay
+        return Created(202, out, location, after_commit=enqueue, replay_body=replay)
+
+    response = run_create(
+        db,
+        tenant_id=principal.tenant_id,
+        idempotency_key=idempotency_key,
+        scope=f"POST {request.url.path}",
+        fp=get_id_hasher().fingerprint(principal.tenant_id, body.model_dump(mode="json")),
+        settings=settings,
+        work=work,
+    )
+    return with_salt(response) if response.headers.get("Idempotent-Replayed") else response
+
+
+@router.get("/erasures/{erasure_id}", response_model=ErasureOut)
+def get_erasure(erasure_id: str, db: DB, principal: Requester) -> ErasureOut:
+    """Combined status of an erasure: its deletions, then the compaction of the data set."""
+    return erasures.erasure_out(db, erasure=erasures.get_erasure(db, principal=principal, erasure_id=erasure_id))

@@ -83,5 +83,7 @@ def dataset_out(session: Session, *, dataset: Dataset) -> DatasetOut:
         sha256=dataset.blob_sha256,
         size_bytes=dataset.blob_size,
         deleted_count=repository.deleted_row_count(session, dataset_id=dataset.id),
+        erased_count=dataset.erased_rows or 0,
+        compaction_due_at=dataset.compact_after,
         created_at=dataset.created_at,
     )

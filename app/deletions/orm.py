@@ -15,8 +15,11 @@ class DeletionRequest(Base):
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"), index=True)
     model_id: Mapped[str] = mapped_column(ForeignKey("models.id"), index=True)
-    # External sample ids to forget, as sent (deduplicated, order kept).
+    # Keyed hashes (app.core.idhash) of the sample ids to forget, deduplicated, in the order sent. Requests made
+    # before keyed hashes were introduced hold plain ids until the compaction of their data set hashes them.
     sample_ids: Mapped[list[str]] = mapped_column(JSON)
+    # Salted commitment to the ids (app.audit.commitments), as logged; None for requests made before.
+    sample_ids_sha256: Mapped[str | None] = mapped_column(String(64), default=None)
     reason: Mapped[str | None] = mapped_column(Text, default=None)
     # iau (default) | retrain (exact)
     method: Mapped[str] = mapped_column(String(16), default="iau")
@@ -45,7 +48,8 @@ class Tombstone(Base):
 
     Inserted with state ``pending`` in the same transaction as the request (the primary key makes a second
     claim on the same row fail: 409), switched to ``deleted`` in the publishing transaction, and removed if the
-    request fails for good. The data set's rows are never rewritten.
+    request fails for good. ``row_index`` is the row's number in dataset_rows, which never changes (compaction
+    removes erased rows from the stored blob, not from the numbering). ``sample_id`` is the keyed hash of the id.
     """
 
     __tablename__ = "tombstones"

@@ -92,7 +92,8 @@ def _collect(found, rows: dict[str, int], claimed: list[dict[str, Any]]) -> None
 
 def insert_request(session: Session, *, values: dict[str, Any], rows: dict[str, int]) -> None:
     """Insert the request and a pending tombstone per row with Core statements (no unit of work); a row already
-    claimed fails on the tombstone primary key (IntegrityError)."""
+    claimed fails on the tombstone primary key (IntegrityError). ``rows``: the stored (keyed-hash) sample id of
+    each row -> its row number."""
     conn = session.connection()
     conn.execute(_INSERT_REQUEST, values)
     items = [

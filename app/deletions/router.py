@@ -1,5 +1,6 @@
 """Deletion request endpoints: create (202 + Location) and poll status."""
 
+import json
 from typing import Annotated
 
 import anyio.to_thread
@@ -8,10 +9,11 @@ from fastapi.responses import JSONResponse
 
 from app.core.deps import DB, Requester, after_commit_enqueue, authenticate, check_role
 from app.core.errors import COMMON_ERRORS, problem_responses
+from app.core.idhash import get_id_hasher
 from app.core.metrics import DELETIONS_ACCEPTED
 from app.deletions import service
 from app.deletions.schemas import DeletionCreate, DeletionOut
-from app.keys.idempotency import Created, fingerprint, run_create
+from app.keys.idempotency import Created, run_create
 
 router = APIRouter(prefix="/v1", tags=["deletions"], responses={**COMMON_ERRORS, **problem_responses(409)})
 
@@ -53,23 +55,34 @@ def _create_deletion(request: Request, model_id: str, body: DeletionCreate, idem
                 idempotency_key=idempotency_key,
             )
             out = service.deletion_out(deletion).model_dump(mode="json")
+            replay = {**out, "commitment_salt": None}  # the salt is never stored; with_salt puts it back
 
             def enqueue() -> None:
                 DELETIONS_ACCEPTED.inc()
                 ids = (deletion.id, deletion.model_id, deletion.job_id)
                 after_commit_enqueue(jobs.enqueue_deletion, *ids, event="deletion.enqueue_failed")
 
-            return Created(202, out, {"Location": f"/v1/deletions/{deletion.id}"}, after_commit=enqueue)
+            location = {"Location": f"/v1/deletions/{deletion.id}"}
+            return Created(202, out, location, after_commit=enqueue, replay_body=replay)
 
-        return run_create(
+        response = run_create(
             db,
             tenant_id=principal.tenant_id,
             idempotency_key=idempotency_key,
             scope=f"POST {request.url.path}",
-            fp=fingerprint(body.model_dump(mode="json")),
+            fp=get_id_hasher().fingerprint(principal.tenant_id, body.model_dump(mode="json")),
             settings=settings,
             work=work,
         )
+        return with_salt(response) if response.headers.get("Idempotent-Replayed") else response
+
+
+def with_salt(response: JSONResponse) -> JSONResponse:
+    """A replayed response (deletion or erasure) with its commitment salt put back (derived, never stored)."""
+    body = json.loads(response.body)
+    body["commitment_salt"] = service.commitment_salt(body["id"], body.get("sample_ids_sha256"))
+    headers = {k: v for k, v in response.headers.items() if k.lower() not in ("content-length", "content-type")}
+    return JSONResponse(body, status_code=response.status_code, headers=headers)
 
 
 @router.get("/deletions/{request_id}", response_model=DeletionOut)

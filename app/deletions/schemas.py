@@ -50,3 +50,7 @@ class DeletionOut(BaseModel):
     reason: str | None
     sample_count: int
     attempts: int
+    # Salted commitment to the request's sample ids, as in the audit log (app.audit.commitments), and the hex
+    # salt that opens it with the ids. Neither is stored next to the other; a replayed POST omits the salt.
+    sample_ids_sha256: str | None = None
+    commitment_salt: str | None = None

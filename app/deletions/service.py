@@ -1,5 +1,11 @@
 """Deletion requests: validate the ids against the model's data set, claim the rows (pending tombstones),
-record the request. The caller commits, then enqueues the job."""
+record the request. The caller commits, then enqueues the job.
+
+The request and its tombstones store keyed hashes of the sample ids (app.core.idhash), never the ids; the audit
+log and the responses name them by a commitment salted with the request's own salt (app.audit.commitments).
+An id whose row was erased from the data set by compaction is recognised by its keyed hash: 409, as for any
+row already deleted.
+"""
 
 import logging
 import uuid
@@ -8,10 +14,11 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from app.audit.canonical import commit_sample_ids
+from app.audit.commitments import commit_sample_ids
 from app.core.audit_hook import audit
 from app.core.db import utcnow
 from app.core.errors import Conflict, NotFound, Unprocessable
+from app.core.idhash import IdHasher, get_id_hasher
 from app.core.logging import log_event
 from app.core.security import Principal
 from app.deletions import repository
@@ -32,27 +39,43 @@ def dedupe(ids: list[str]) -> list[str]:
     return list(dict.fromkeys(ids))
 
 
-def ids_commitment(ids: list[str]) -> str:
-    """sha256 over the sorted ids: names the set in the audit log without listing it."""
-    return commit_sample_ids(ids)
+def ids_commitment(ids: list[str], salt: bytes) -> str:
+    """Salted commitment naming the set of ids in the audit log without listing them."""
+    return commit_sample_ids(ids, salt)
 
 
-def _quote(ids: list[str]) -> str:
+def quote_ids(ids: list[str]) -> str:
     shown = ", ".join(ids[:MAX_NAMED_IN_DETAIL])
     return shown + (f" and {len(ids) - MAX_NAMED_IN_DETAIL} more" if len(ids) > MAX_NAMED_IN_DETAIL else "")
 
 
-def _conflict(claimed: list[dict[str, Any]]) -> Conflict | None:
+def conflict_problem(claimed: list[dict[str, Any]]) -> Conflict | None:
     if not claimed:
         return None
     conflicts = sorted(claimed, key=lambda c: c["sample_id"])
-    request_ids = sorted({c["request_id"] for c in conflicts})
+    request_ids = sorted({c["request_id"] for c in conflicts if c["request_id"] is not None})
+    covered = f" (covered by request {', '.join(request_ids[:MAX_NAMED_IN_DETAIL])})" if request_ids else ""
     return Conflict(
-        f"sample ids already deleted or pending in another request: {_quote([c['sample_id'] for c in conflicts])} "
-        f"(covered by request {', '.join(request_ids[:MAX_NAMED_IN_DETAIL])})",
+        f"sample ids already deleted, erased or pending in another request: "
+        f"{quote_ids([c['sample_id'] for c in conflicts])}{covered}",
         conflicts=conflicts,
         request_ids=request_ids,
     )
+
+
+def erased_claims(
+    session: Session, *, hasher: IdHasher, tenant_id: str, dataset_id: str, model_id: str, sample_ids: list[str]
+) -> list[dict[str, Any]]:
+    """Claims for the ids among ``sample_ids`` whose rows compaction erased from the data set (found by keyed
+    hash): state ``erased``, with the model's request that deleted the row when there is one."""
+    if not sample_ids:
+        return []
+    by_hash = dict(zip(hasher.hash_ids(tenant_id, sample_ids), sample_ids, strict=True))
+    rows, claims = repository.rows_and_claims(
+        session, dataset_id=dataset_id, model_id=model_id, sample_ids=list(by_hash)
+    )
+    request_of = {c["sample_id"]: c["request_id"] for c in claims}
+    return [{"sample_id": by_hash[h], "request_id": request_of.get(h), "state": "erased"} for h in rows]
 
 
 def create_deletion(
@@ -78,19 +101,35 @@ def create_deletion(
     status, dataset_id, found, claimed = model
     if status != "ready":
         raise Conflict(f"model {model_id} is {status}; deletions need a ready model", model_status=status)
+    hasher = get_id_hasher()
     unknown = [sid for sid in ids if sid not in found]
     if unknown:
-        raise Unprocessable(f"unknown sample ids: {_quote(unknown)}", unknown_ids=unknown)
-    if conflict := _conflict(claimed):
+        erased = erased_claims(
+            session,
+            hasher=hasher,
+            tenant_id=principal.tenant_id,
+            dataset_id=dataset_id,
+            model_id=model_id,
+            sample_ids=unknown,
+        )
+        erased_ids = {c["sample_id"] for c in erased}
+        unknown = [sid for sid in unknown if sid not in erased_ids]
+        if unknown:
+            raise Unprocessable(f"unknown sample ids: {quote_ids(unknown)}", unknown_ids=unknown)
+        claimed = [*claimed, *erased]
+    if conflict := conflict_problem(claimed):
         raise conflict
-    rows = {sid: found[sid] for sid in ids}
+    hashed = hasher.hash_ids(principal.tenant_id, ids)
+    rows = {h: found[sid] for sid, h in zip(ids, hashed, strict=True)}
     request_id = str(uuid.uuid4())
+    commitment = ids_commitment(ids, hasher.request_salt(request_id))
     values = dict(
         id=request_id,
         job_id=deletion_job_id(request_id),  # stored with the INSERT; the router enqueues under it after commit
         tenant_id=principal.tenant_id,
         model_id=model_id,
-        sample_ids=ids,
+        sample_ids=hashed,
+        sample_ids_sha256=commitment,
         reason=body.reason,
         method=body.method,
         status="queued",
@@ -106,14 +145,14 @@ def create_deletion(
         # Another request claimed some of these rows between the check and the insert.
         session.rollback()
         _, claimed = repository.rows_and_claims(session, dataset_id=dataset_id, model_id=model_id, sample_ids=ids)
-        raise _conflict(claimed) or Conflict("rows were claimed concurrently") from None
+        raise conflict_problem(claimed) or Conflict("rows were claimed concurrently") from None
     audit(
         session,
         actor=principal.key_id,
         event_type="deletion.requested",
         tenant_id=principal.tenant_id,
         refs={"request_id": request_id, "model_id": model_id},
-        evidence={"sample_count": len(ids), "method": body.method, "sample_ids_sha256": ids_commitment(ids)},
+        evidence={"sample_count": len(ids), "method": body.method, "sample_ids_sha256": commitment},
     )
     log_event(log, "deletion.requested", deletion_id=request_id, model_id=model_id, sample_count=len(ids))
     return DeletionRequest(**values)
@@ -124,6 +163,11 @@ def get_deletion(session: Session, *, principal: Principal, request_id: str) -> 
     if request is None:
         raise NotFound(f"deletion request {request_id} not found")
     return request
+
+
+def commitment_salt(request_id: str, commitment: str | None) -> str | None:
+    """The hex salt that opens a request's commitments (None for requests made before salted commitments)."""
+    return get_id_hasher().request_salt(request_id).hex() if commitment else None
 
 
 def deletion_out(request: DeletionRequest) -> DeletionOut:
@@ -144,4 +188,6 @@ def deletion_out(request: DeletionRequest) -> DeletionOut:
         reason=request.reason,
         sample_count=len(request.sample_ids or []),
         attempts=request.attempts,
+        sample_ids_sha256=request.sample_ids_sha256,
+        commitment_salt=commitment_salt(request.id, request.sample_ids_sha256),
     )

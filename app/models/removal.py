@@ -19,6 +19,7 @@ from app.core.errors import NotFound
 from app.core.logging import log_event
 from app.core.security import Principal
 from app.core.storage import BlobStore
+from app.datasets import repository as datasets_repository
 from app.keys import repository as keys_repository
 from app.models import repository
 
@@ -30,6 +31,9 @@ def remove_model(session: Session, *, principal: Principal, model_id: str, store
     model = repository.lock_model(session, model_id=model_id, tenant_id=principal.tenant_id, at=utcnow())
     if model is None:
         raise NotFound(f"model {model_id} not found")
+    # Rows every remaining model has deleted may now leave the stored data set (workers.jobs.compact). Marked
+    # first, so that this transaction waits for the data set's row as a compaction's switch does: same order.
+    datasets_repository.mark_compaction_due(session, dataset_id=model.dataset_id, at=utcnow())
     versions, requests, cancelled = repository.delete_model_rows(session, model_id=model_id)
     keys_repository.delete_idempotency_scope(
         session, tenant_id=principal.tenant_id, scope=f"POST /v1/models/{model_id}/deletions"

@@ -4,7 +4,7 @@ smallest and largest value, so architectures are checked against them at registr
 Existing data sets were float and are read as float32: they get feature_dtype 'float32'.
 
 Revision ID: 0007_plugins
-Revises: 0003
+Revises: 0006_erasure
 Create Date: 2026-12-02 05:00:00
 """
 
@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0007_plugins"
-down_revision: str | Sequence[str] | None = "0003"
+down_revision: str | Sequence[str] | None = "0006_erasure"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

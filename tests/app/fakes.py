@@ -7,6 +7,7 @@ class RecordingJobs:
         self.enqueue_fails = enqueue_fails
         self.training: list[str] = []
         self.deletions: list[str] = []
+        self.compactions: list[str] = []
 
     def ping(self) -> bool:
         return self.redis_up
@@ -26,3 +27,8 @@ class RecordingJobs:
         if self.enqueue_fails:
             raise ConnectionError("redis went away")
         self.deletions.append(request_id)
+
+    def enqueue_compaction(self, dataset_id: str) -> None:
+        if self.enqueue_fails:
+            raise ConnectionError("redis went away")
+        self.compactions.append(dataset_id)

@@ -135,7 +135,7 @@ def test_a_deletion_moves_the_metrics_and_its_log_lines_carry_the_job_id(setting
         e["event"] for e in own
     }
     # the cache refresh queued by this job: logged under this job, naming the new job separately
-    enqueued = next(e for e in own if e["event"] == "job.enqueued")
+    enqueued = next(e for e in own if e["event"] == "job.enqueued" and e["kind"] == "cache")
     assert enqueued["enqueued_job_id"] == f"cache-{model_id}-v2"
     # every line between this job's start and finish carries its id
     start = next(i for i, e in enumerate(lines) if e["event"] == "job.started" and e.get("job_id") == job_id)

@@ -2,14 +2,15 @@
 
 Figures: forget-set and holdout loss/accuracy, accuracy on a fixed seeded sample of retained rows, the
 loss-threshold membership-inference AUC of forget rows against holdout rows (Yeom et al.; 0.5 means the attack
-cannot tell them apart), the parameter L2 distance, checkpoint hashes, and a sha256 commitment to the forgotten
-rows (ids and content), never the rows themselves. Approximate unlearning, as in Influence Approximation
+cannot tell them apart), the parameter L2 distance, checkpoint hashes, and a salted sha256 commitment to the
+forgotten rows (ids and content), never the rows themselves. Approximate unlearning, as in Influence Approximation
 Unlearning (IAU, Liu et al.), is not a certificate of exact deletion: these are measurements, nothing more.
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
 import random
 import struct
 from collections.abc import Callable
@@ -21,7 +22,8 @@ from torch import Tensor, nn
 from workers.engine.zoo import ArchSpec, load_model, prepare_inputs, train_mode
 
 EVAL_CHUNK = 1024  # rows per forward pass when measuring
-COMMITMENT_TAG = b"unlearn-forget-commitment-v1"
+COMMITMENT_TAG = b"unlearn-forget-commitment-v2"
+SALT_BYTES = 32  # bytes of a random salt drawn when the caller gives none
 
 
 @torch.no_grad()
@@ -92,16 +94,21 @@ def param_distance(a: dict[str, Tensor], b: dict[str, Tensor]) -> float:
     return total**0.5
 
 
-def forget_commitment(sample_ids: list[str], features: Tensor, labels: Tensor) -> str:
-    """sha256 commitment to the forgotten rows: ids and content, canonical and independent of row order.
+def forget_commitment(sample_ids: list[str], features: Tensor, labels: Tensor, salt: bytes | None = None) -> str:
+    """Salted sha256 commitment to the forgotten rows: ids and content, canonical and independent of row order.
 
     Each row hashes to sha256(len(id) | id utf-8 | label int64 | shape | features as float32 little-endian);
     integer features (token ids) hash as int64 little-endian instead, after the shape and the tag b"i8" (float32
-    would round ids above 2^24). The row digests are sorted and hashed together under a version tag with the
-    row count.
+    would round ids above 2^24). The row digests are sorted and hashed together under a version tag with the salt
+    (length-prefixed) and the row count. ``salt`` is the request's salt, which its requester is given so that it
+    can open the commitment (app.audit.commitments checks one); None draws a fresh random salt that is kept
+    nowhere, so the value hides the rows from anyone guessing them and can be opened by nobody.
     """
     if len(sample_ids) != labels.shape[0] or features.shape[0] != labels.shape[0]:
         raise ValueError("sample_ids, features and labels must describe the same rows")
+    salt = os.urandom(SALT_BYTES) if salt is None else bytes(salt)
+    if len(salt) < 16:
+        raise ValueError("a commitment salt has at least 16 bytes")
     integer = not (features.is_floating_point() or features.is_complex() or features.dtype == torch.bool)
     feats = features.detach().to("cpu", torch.int64 if integer else torch.float32).contiguous()
     shape = struct.pack("<I", feats[0].dim() if len(sample_ids) else 0) + b"".join(
@@ -119,7 +126,7 @@ def forget_commitment(sample_ids: list[str], features: Tensor, labels: Tensor) -
         h.update(shape)
         h.update(feats[i].numpy().astype(row_format, copy=False).tobytes())
         digests.append(h.digest())
-    top = hashlib.sha256(COMMITMENT_TAG + struct.pack("<Q", len(digests)))
+    top = hashlib.sha256(COMMITMENT_TAG + struct.pack("<I", len(salt)) + salt + struct.pack("<Q", len(digests)))
     for d in sorted(digests):
         top.update(d)
     return top.hexdigest()

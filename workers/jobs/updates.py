@@ -19,6 +19,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from app.core.idhash import get_id_hasher
 from workers.datastore import TrainingData, get_store
 from workers.engine import (
     GradCache,
@@ -179,9 +180,11 @@ def request_evidence(
     update grows linearly with its requests.
     """
     idx = torch.tensor(sorted(rows), dtype=torch.int64)
-    own = forget_commitment([data.sample_ids[int(i)] for i in idx], data.features[idx], data.labels[idx])
+    salt = get_id_hasher().request_salt(request_id)  # the requester is given it: it opens the commitment
+    own = forget_commitment([data.sample_ids[int(i)] for i in idx], data.features[idx], data.labels[idx], salt=salt)
     return {
         **result.evidence,
+        "forget_commitment": own,  # this request's rows; the whole update's (unopenable) one is on the version
         "request": {"id": request_id, "rows": len(rows), "forget_commitment": own},
         "coalesced": {"count": len(batch_ids)},
     }

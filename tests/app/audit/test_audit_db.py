@@ -153,35 +153,40 @@ def test_concurrent_writers_gap_free_and_verifying(url, sessions, signer):
 def test_proofs_from_the_database_verify(sessions, signer):
     append(sessions, 5)
     with sessions() as s:
-        n = tree.tree_size(s)
+        n = tree.tree_size(s, signer)
         head = tree.signed_tree_head(s, signer)
         old = tree.signed_tree_head(s, signer, size=3)
         for seq in (1, 2, n // 2, n):
             doc = {
                 "entry": entry_document(s.get(AuditEntry, seq)),
-                "inclusion_proof": tree.inclusion_proof(s, seq=seq, size=n),
+                "inclusion_proof": tree.inclusion_proof(s, signer, seq=seq, size=n),
                 "tree_head": head,
             }
             verify_entry_inclusion(doc, signer.public_key)
-        proof = tree.consistency_proof(s, first=3, second=n)
+        proof = tree.consistency_proof(s, signer, first=3, second=n)
         verify_consistency_between(old, head, proof["proof"], signer.public_key)
         with pytest.raises(LookupError):
-            tree.load_tree(s, n + 1)
+            tree.load_tree(s, signer, n + 1)
     assert verify_tree_head(head, signer.public_key) == (n, bytes.fromhex(head["root_hash"]))
 
 
-def test_tree_cache_follows_the_database(sessions, signer):
-    """A leaf cached from an uncommitted append is dropped once the database disagrees."""
+def test_no_tree_head_over_uncommitted_entries(sessions, signer):
+    """A transaction that appended cannot sign a head or load the tree until it commits: a head over entries that
+    may roll back would name a log that never existed, and the next head could not be consistent with it."""
     with sessions() as s:
         append_entry(s, actor="k", event_type="model.registered", refs={}, evidence={"ghost": True})
-        ghost = tree.signed_tree_head(s, signer)  # sees its own uncommitted entry
+        with pytest.raises(RuntimeError, match="committed"):
+            tree.signed_tree_head(s, signer)
+        with pytest.raises(RuntimeError, match="committed"):
+            tree.inclusion_proof(s, signer, seq=1, size=1)
         s.rollback()
+        tree.signed_tree_head(s, signer)  # the rollback ended the transaction that appended
     append(sessions, evidence={"real": True})
     with sessions() as s:
         head = tree.signed_tree_head(s, signer)
-    assert head["tree_size"] == ghost["tree_size"]
-    assert head["root_hash"] != ghost["root_hash"]
-    assert bytes.fromhex(head["root_hash"]) == verify_log(all_entries(sessions))
+    entries = all_entries(sessions)
+    assert head["tree_size"] == len(entries) and not any(e["evidence"].get("ghost") for e in entries)
+    assert bytes.fromhex(head["root_hash"]) == verify_log(entries, signer.public_key)
 
 
 def test_empty_log_tree_head(tmp_path, signer):

@@ -127,15 +127,17 @@ def _seed_deletion(app, tenant_id: str) -> str:
                               status="succeeded", base_version=1, result_version=2, evidence=evidence,
                               requester="key-1", started_at=now, finished_at=now))  # fmt: skip
         s.flush()
+        requested = {"sample_count": 2, "method": "iau", "sample_ids_sha256": commit_sample_ids(sample_ids)}
+        created = {"model_id": model_id, "version": 2, "parent_version": 1, "checkpoint_sha256": "22" * 32}
         audit = [
-            ("deletion.requested", refs, {"sample_count": 2, "sample_ids_sha256": commit_sample_ids(sample_ids)}),
-            ("deletion.started", refs | {"base_version": 1}, {}),
-            ("deletion.succeeded", refs | {"version": 2}, evidence),
-            ("version.created", {"model_id": model_id, "version": 2, "checkpoint_sha256": "22" * 32}, {}),
-            ("version.purged", {"model_id": model_id, "version": 1, "checkpoint_sha256": "11" * 32}, {}),
+            ("key-1", "deletion.requested", refs, requested),
+            ("worker", "deletion.started", refs | {"base_version": 1}, {}),
+            ("worker", "deletion.succeeded", refs | {"version": 2}, evidence),
+            ("worker", "version.created", created, {}),
+            ("worker", "version.purged", {"model_id": model_id, "version": 1, "checkpoint_sha256": "11" * 32}, {}),
         ]
-        for event_type, r, ev in audit:
-            append_entry(s, actor="worker", event_type=event_type, tenant_id=tenant_id, refs=r, evidence=ev)
+        for actor, event_type, r, ev in audit:
+            append_entry(s, actor=actor, event_type=event_type, tenant_id=tenant_id, refs=r, evidence=ev)
         s.commit()
     return request_id
 

@@ -2,12 +2,10 @@
 
 import copy
 import json
-from datetime import UTC, datetime
 
 import pytest
 
-from app.audit.canonical import commit_sample_ids, compute_entry_hash
-from app.audit.receipt import build_receipt
+from app.audit.canonical import compute_entry_hash
 from app.audit.signing import load_or_create_signing_key
 from app.audit.verify import (
     VerificationError,
@@ -15,16 +13,16 @@ from app.audit.verify import (
     verify_consistency_document,
     verify_entry_inclusion,
     verify_log,
-    verify_receipt,
     verify_tree_head,
 )
 from app.audit.verify_cli import main
-from tests.app.audit.audit_helpers import flip_b64, flip_hex, make_log, rechain, tree_of
+from tests.app.audit.audit_helpers import LOG_SIGNER, flip_b64, flip_hex, make_log, rechain, tree_of
+from tests.app.audit.receipt_helpers import make_receipt
 
 
 @pytest.fixture(scope="module")
-def signer(tmp_path_factory):
-    return load_or_create_signing_key(tmp_path_factory.mktemp("k") / "audit.pem")
+def signer():
+    return LOG_SIGNER
 
 
 @pytest.fixture(scope="module")
@@ -88,18 +86,46 @@ def test_altered_evidence_rejected(signer):
     log[3]["evidence"]["auc"] = 0.51
     with pytest.raises(VerificationError, match="entry 4: entry_hash"):
         verify_log(log, signer.public_key, head)
-    # re-hashing the altered entry breaks the chain at the next one
+    # re-hashing the altered entry breaks the chain at the next one, and its signature
     log[3]["entry_hash"] = compute_entry_hash(log[3])
     with pytest.raises(VerificationError, match="entry 5: prev_hash"):
+        verify_log(log)
+    with pytest.raises(VerificationError, match="entry 4 signature is not the log key's"):
         verify_log(log, signer.public_key, head)
-    # re-chaining everything gives a self-consistent log that the signed head still refuses
-    with pytest.raises(VerificationError, match="differs from the signed tree head"):
+    # re-chaining everything gives a self-consistent chain that the entry's signature refuses (and the signed head:
+    # test_reordered_removed_inserted_entries_rejected)
+    verify_log(rechain(log))
+    with pytest.raises(VerificationError, match="entry 4 signature"):
         verify_log(rechain(log), signer.public_key, head)
     for field, value in [("actor", "key-2"), ("tenant_id", None), ("event_type", "model.trained"), ("seq", 4)]:
         log = copy.deepcopy(LOG)
         log[10][field] = value
         with pytest.raises(VerificationError):
             verify_log(log, signer.public_key, head)
+
+
+def test_forged_unsigned_and_replayed_entries_rejected(signer, other_signer):
+    """What a database holder without the key can write: an entry with another key's signature or none, or a copy
+    of a genuine event. Each is rejected even when it is chained correctly."""
+    forged = make_log(22, [{}] * 21 + [{"event_type": "deletion.succeeded"}], signer=signer)
+    forged[21] = make_log(22, [{}] * 21 + [{"event_type": "deletion.succeeded"}], signer=other_signer)[21]
+    forged = rechain(LOG + [forged[21]])
+    with pytest.raises(VerificationError, match="entry 22 signature is not the log key's"):
+        verify_log(forged, signer.public_key)
+    unsigned = rechain(LOG + make_log(1, signer=None))
+    with pytest.raises(VerificationError, match="entry 22 carries no signature"):
+        verify_log(unsigned, signer.public_key)
+    replayed = rechain(LOG + [copy.deepcopy(LOG[4])])
+    with pytest.raises(VerificationError, match="entry 22: event .* is already in the log"):
+        verify_log(replayed, signer.public_key)
+    verify_log(forged)  # without the key only the chain is checked: it holds
+    # a log upgraded from a release without signatures: its first entries may carry none, no later one
+    legacy = rechain(make_log(3, signer=None) + LOG)
+    verify_log(legacy, signer.public_key, legacy_entries=3)
+    with pytest.raises(VerificationError, match="entry 3 carries no signature"):
+        verify_log(legacy, signer.public_key, legacy_entries=2)
+    with pytest.raises(VerificationError, match="entry 25 carries no signature"):
+        verify_log(rechain(legacy + make_log(1, signer=None)), signer.public_key, legacy_entries=3)
 
 
 # --- tree heads --------------------------------------------------------------------------------------------------
@@ -204,149 +230,6 @@ def test_consistency_between_unrelated_trees_rejected(signer, other_signer):
     doc = consistency_doc(LOG, 13, 21)
     with pytest.raises(VerificationError, match="old tree head"):
         verify_consistency_document(doc, signer.public_key, head_for(signer, unrelated, 13), new)
-
-
-# --- receipts ----------------------------------------------------------------------------------------------------
-
-REQUEST = {
-    "id": "req-1",
-    "model_id": "m-1",
-    "tenant_id": "tenant-1",
-    "status": "succeeded",
-    "method": "iau",
-    "reason": "account closed",
-    "requester": "key-1",
-    "sample_ids": ["u-17", "u-3"],
-    "error": None,
-    "evidence": {"forget_commitment": "ab" * 32, "after": {"mia_auc": 0.51}, "device": "cpu"},
-    "created_at": datetime(2026, 1, 2, tzinfo=UTC),
-    "started_at": datetime(2026, 1, 2, 0, 1, tzinfo=UTC),
-    "finished_at": datetime(2026, 1, 2, 0, 2, tzinfo=UTC),
-}
-BASE = {"version": 1, "parent_version": None, "checkpoint_sha256": "11" * 32, "checkpoint_size": 10, "state": "purged"}
-RESULT = {
-    "version": 2,
-    "parent_version": 1,
-    "checkpoint_sha256": "22" * 32,
-    "checkpoint_size": 10,
-    "state": "available",
-}
-REQ_REFS = {"model_id": "m-1", "request_id": "req-1"}
-RECEIPT_LOG = make_log(
-    9,
-    [
-        {},
-        {"event_type": "deletion.requested", "refs": REQ_REFS,
-         "evidence": {"sample_count": 2, "sample_ids_sha256": commit_sample_ids(["u-3", "u-17"])}},
-        {"event_type": "deletion.started", "refs": REQ_REFS | {"base_version": 1}, "evidence": {}},
-        {},
-        {"event_type": "version.created", "refs": {"model_id": "m-1", "version": 2},
-         "evidence": {"checkpoint_sha256": "22" * 32}},
-        {"event_type": "deletion.succeeded", "refs": REQ_REFS | {"base_version": 1, "version": 2},
-         "evidence": REQUEST["evidence"]},
-        {"event_type": "version.purged", "refs": {"model_id": "m-1", "version": 1, "checkpoint_sha256": "11" * 32},
-         "evidence": {}},
-    ],
-)  # fmt: skip
-
-
-def make_receipt(signer, entries=RECEIPT_LOG, seqs=(2, 3, 5, 6, 7), request=REQUEST, **overrides):
-    tree = tree_of(entries)
-    n = len(entries)
-    audit = [
-        {
-            "entry": entries[s - 1],
-            "inclusion_proof": {
-                "leaf_index": s - 1,
-                "tree_size": n,
-                "audit_path": [p.hex() for p in tree.inclusion_proof(s - 1, n)],
-            },
-        }
-        for s in seqs
-    ]
-    kwargs = dict(
-        request=request,
-        base_version=BASE,
-        result_version=RESULT,
-        audit=audit,
-        tree_head=signer.sign_tree_head(n, tree.root()),
-        signer=signer,
-        issued_at=datetime(2026, 1, 3, tzinfo=UTC),
-    )
-    return build_receipt(**(kwargs | overrides))
-
-
-def test_genuine_receipt_verifies(signer):
-    receipt = make_receipt(signer)
-    verify_receipt(receipt, signer.public_key)
-    assert receipt["request"]["sample_ids_sha256"] == commit_sample_ids(["u-17", "u-3"])
-    assert receipt["forget_commitment"] == "ab" * 32
-    json.dumps(receipt)  # plain JSON
-
-
-def _paths(value, prefix=()):
-    if isinstance(value, dict):
-        for k, v in value.items():
-            yield from _paths(v, prefix + (k,))
-    elif isinstance(value, list):
-        for i, v in enumerate(value):
-            yield from _paths(v, prefix + (i,))
-    else:
-        yield prefix, value
-
-
-def test_any_changed_receipt_field_rejected(signer):
-    receipt = make_receipt(signer)
-    checked = 0
-    for path, value in _paths(receipt):
-        bad = copy.deepcopy(receipt)
-        target = bad
-        for p in path[:-1]:
-            target = target[p]
-        if isinstance(value, bool) or value is None:
-            target[path[-1]] = "x"
-        elif isinstance(value, int | float):
-            target[path[-1]] = value + 1
-        elif path[-1] == "signature":
-            target[path[-1]] = flip_b64(value, 5)
-        else:
-            target[path[-1]] = value[:-1] + ("0" if value[-1:] != "0" else "1")
-        with pytest.raises(VerificationError):
-            verify_receipt(bad, signer.public_key)
-        checked += 1
-    assert checked > 100
-
-
-def test_receipt_signature_bytes_and_other_key(signer, other_signer):
-    receipt = make_receipt(signer)
-    for i in range(64):
-        with pytest.raises(VerificationError):
-            verify_receipt(receipt | {"signature": flip_b64(receipt["signature"], i)}, signer.public_key)
-    with pytest.raises(VerificationError):
-        verify_receipt(make_receipt(other_signer), signer.public_key)
-
-
-def test_receipt_whose_story_differs_from_the_log_rejected(signer):
-    """Signed by the right key, yet contradicted by the audit entries it carries."""
-    bad_evidence = REQUEST | {"evidence": REQUEST["evidence"] | {"after": {"mia_auc": 0.49}}}
-    bad_commitment = REQUEST | {"evidence": REQUEST["evidence"] | {"forget_commitment": "cd" * 32}}
-    cases = {
-        "evidence field": dict(request=bad_evidence),
-        "forget_commitment": dict(request=bad_commitment),
-        "sample ids": dict(request=REQUEST | {"sample_ids": ["u-17"]}),
-        "result_version": dict(result_version=RESULT | {"version": 3}),
-        "checkpoint_sha256": dict(result_version=RESULT | {"checkpoint_sha256": "33" * 32}),
-        "base_version checkpoint": dict(base_version=BASE | {"checkpoint_sha256": "44" * 32}),
-        "base_version in": dict(base_version=BASE | {"version": 0}),
-        "lacks a deletion.succeeded": dict(seqs=(2, 3, 5)),
-        "lacks the deletion.requested": dict(seqs=(3, 6)),
-        "does not concern": dict(seqs=(1, 2, 3, 6)),
-        "increasing seq": dict(seqs=(3, 2, 6)),
-        "no audit entries": dict(seqs=()),
-    }  # fmt: skip
-    for reason, overrides in cases.items():
-        with pytest.raises(VerificationError, match=reason):
-            verify_receipt(make_receipt(signer, **overrides), signer.public_key)
 
 
 def test_cli(signer, tmp_path, capsys):

@@ -21,21 +21,34 @@ def test_membership_auc_matches_sklearn():
     assert membership_auc(f, h) == pytest.approx(roc_auc_score(members, scores), abs=1e-12)
 
 
+SALT = bytes(range(32))
+
+
 def test_forget_commitment_covers_ids_and_content_and_ignores_order():
     gen = torch.Generator().manual_seed(0)
     x, y, ids = torch.rand(5, 4, generator=gen), torch.tensor([0, 1, 2, 1, 0]), ["a", "b", "c", "d", "e"]
-    base = forget_commitment(ids, x, y)
+    base = forget_commitment(ids, x, y, salt=SALT)
     assert len(base) == 64 and int(base, 16) >= 0
     perm = torch.tensor([3, 1, 4, 0, 2])
-    assert forget_commitment([ids[i] for i in perm], x[perm], y[perm]) == base
-    assert forget_commitment(["a", "b", "c", "d", "z"], x, y) != base
+    assert forget_commitment([ids[i] for i in perm], x[perm], y[perm], salt=SALT) == base
+    assert forget_commitment(["a", "b", "c", "d", "z"], x, y, salt=SALT) != base
     y2 = y.clone()
     y2[0] = 9
-    assert forget_commitment(ids, x, y2) != base
+    assert forget_commitment(ids, x, y2, salt=SALT) != base
     x2 = x.clone()
     x2[2, 1] += 1e-3
-    assert forget_commitment(ids, x2, y) != base
-    assert forget_commitment(ids[:4], x[:4], y[:4]) != base
+    assert forget_commitment(ids, x2, y, salt=SALT) != base
+    assert forget_commitment(ids[:4], x[:4], y[:4], salt=SALT) != base
+
+
+def test_forget_commitment_is_salted():
+    """Without the salt nobody can test guessed rows against the value: another salt, another commitment, and
+    no salt at all draws a fresh one each time."""
+    x, y, ids = torch.ones(2, 3), torch.tensor([1, 2]), ["alice@example.com", "bob@example.com"]
+    assert forget_commitment(ids, x, y, salt=SALT) != forget_commitment(ids, x, y, salt=bytes(32))
+    assert forget_commitment(ids, x, y) != forget_commitment(ids, x, y)
+    with pytest.raises(ValueError):
+        forget_commitment(ids, x, y, salt=b"short")
 
 
 def test_param_distance():

@@ -143,7 +143,8 @@ def test_coalesced_requests_are_one_update_over_the_union(small_logreg, device):
     a = unlearn(spec, state, x, y, retain, torch.tensor(first + second), cfg, device)
     b = unlearn(spec, state, x, y, retain, torch.tensor(second[::-1] + first), cfg, device)
     assert all(torch.equal(a.state_dict[k], b.state_dict[k]) for k in state)
-    assert a.evidence["forget_commitment"] == b.evidence["forget_commitment"]
+    # the update's commitment is salted afresh each time (order independence: test_engine_evidence, fixed salt)
+    assert a.evidence["forget_commitment"] != b.evidence["forget_commitment"]
     assert a.evidence["rows"]["forget"] == 5
     with pytest.raises(ValueError, match="duplicate"):
         unlearn(spec, state, x, y, retain, torch.tensor([5, 5, 9]), cfg, device)
@@ -232,7 +233,9 @@ def test_evidence_is_complete_json_and_holds_no_rows(digits_scenario, device):
     from workers.engine import forget_commitment
 
     fid = s.forget_idx.sort().values
-    assert ev["forget_commitment"] == forget_commitment([ids[i] for i in fid], s.x[fid], s.y[fid])
+    # salted afresh by the engine: it hides the rows and opens for nobody (a request's own salt: the workers)
+    unsalted_guess = forget_commitment([ids[i] for i in fid], s.x[fid], s.y[fid], salt=bytes(32))
+    assert len(ev["forget_commitment"]) == 64 and ev["forget_commitment"] != unsalted_guess
     forget = (s.x[s.forget_idx], s.y[s.forget_idx])
     assert ev["after"]["forget"] == evaluate(s.spec, res.state_dict, *forget, device)
     assert progress == sorted(progress) and progress[-1] == 1.0

@@ -109,8 +109,8 @@ def test_token_ids_train_unlearn_and_retrain(text_task, device):
 
 
 def test_the_commitment_to_token_ids_is_exact_integers():
-    ids, labels = torch.tensor([[2**24 + 1, 5]]), torch.tensor([1])
-    one = forget_commitment(["a"], ids, labels)
-    assert one == forget_commitment(["a"], ids.to(torch.int32), labels)
-    assert one != forget_commitment(["a"], torch.tensor([[2**24, 5]]), labels)  # float32 would not tell them apart
-    assert one != forget_commitment(["a"], ids.float(), labels)
+    ids, labels, salt = torch.tensor([[2**24 + 1, 5]]), torch.tensor([1]), b"s" * 16
+    one = forget_commitment(["a"], ids, labels, salt)
+    assert one == forget_commitment(["a"], ids.to(torch.int32), labels, salt)
+    assert one != forget_commitment(["a"], torch.tensor([[2**24, 5]]), labels, salt)  # float32 would merge them
+    assert one != forget_commitment(["a"], ids.float(), labels, salt)
