@@ -114,3 +114,12 @@ def test_the_commitment_to_token_ids_is_exact_integers():
     assert one == forget_commitment(["a"], ids.to(torch.int32), labels, salt)
     assert one != forget_commitment(["a"], torch.tensor([[2**24, 5]]), labels, salt)  # float32 would merge them
     assert one != forget_commitment(["a"], ids.float(), labels, salt)
+
+
+def test_the_independent_checker_opens_commitments_to_token_ids():
+    from app.audit import commitments
+
+    ids, labels, salt = torch.tensor([[2**40, 3, 0], [7, 1, 2]]), torch.tensor([1, 0]), bytes(range(32))
+    value = forget_commitment(["a", "b"], ids, labels, salt)
+    assert commitments.check_forget_commitment(["a", "b"], ids.numpy(), labels.numpy(), salt, value)
+    assert not commitments.check_forget_commitment(["a", "b"], ids.numpy() + 1, labels.numpy(), salt, value)
