@@ -274,7 +274,11 @@ def _add_wait_options(parser: argparse.ArgumentParser) -> None:
 def _add_arch_options(parser: argparse.ArgumentParser, required: bool) -> None:
     parser.add_argument("--name", required=required, help="model name")
     parser.add_argument("--dataset", required=required, help="data set id the model is trained on")
-    parser.add_argument("--arch", required=required, help="architecture from the model zoo (logreg, mlp, lenet, ...)")
+    parser.add_argument(
+        "--arch",
+        required=required,
+        help="an installed architecture (GET /v1/architectures: logreg, mlp, lenet, ... or a plugin)",
+    )
     parser.add_argument("--config", help='architecture config as JSON, e.g. \'{"in_features": 20, "num_classes": 2}\'')
 
 

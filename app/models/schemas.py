@@ -8,8 +8,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 class Architecture(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    # One of the zoo's architectures: logreg, mlp, lenet, resnet18.
+    # An installed architecture (GET /v1/architectures): logreg, mlp, lenet, resnet18 or a plugin's.
     name: str = Field(min_length=1, max_length=64)
+    # Validated against the architecture's config schema.
     config: dict[str, Any] = Field(default_factory=dict)
 
 

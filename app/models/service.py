@@ -54,6 +54,11 @@ def _new_model(principal: Principal, spec: ModelSpec, *, status: str, recipe: di
     )
 
 
+def _plugin(arch) -> dict:
+    """Which installed code provides the architecture (recorded with the registration)."""
+    return {"version": arch.version, "source": arch.source}
+
+
 def _audit_registered(session: Session, *, principal: Principal, model: Model, evidence: dict) -> None:
     audit(
         session,
@@ -68,11 +73,10 @@ def _audit_registered(session: Session, *, principal: Principal, model: Model, e
 def register_for_training(session: Session, *, principal: Principal, body: ModelTrain, max_parameters: int) -> Model:
     """A model in status `training`; the caller enqueues its training job after commit."""
     dataset = _dataset(session, principal=principal, dataset_id=body.dataset_id)
-    check_architecture(architecture=body.architecture, dataset=dataset, max_parameters=max_parameters)
+    arch = check_architecture(architecture=body.architecture, dataset=dataset, max_parameters=max_parameters)
     model = _add_model(session, model=_new_model(principal, body, status="training", recipe=body.train.model_dump()))
-    _audit_registered(
-        session, principal=principal, model=model, evidence={"source": "train", **body.train.model_dump()}
-    )
+    evidence = {"source": "train", **body.train.model_dump(), "plugin": _plugin(arch)}
+    _audit_registered(session, principal=principal, model=model, evidence=evidence)
     log_event(log, "model.registered", model_id=model.id, source="train")
     return model
 
@@ -115,9 +119,8 @@ def register_uploaded(
             created_at=utcnow(),
         ),
     )
-    _audit_registered(
-        session, principal=principal, model=model, evidence={"source": "upload", "checkpoint_sha256": upload.sha256}
-    )
+    evidence = {"source": "upload", "checkpoint_sha256": upload.sha256, "plugin": _plugin(arch)}
+    _audit_registered(session, principal=principal, model=model, evidence=evidence)
     keep_upload(upload, store=store)
     log_event(log, "model.registered", model_id=model.id, source="upload", sha256=upload.sha256)
     return model
