@@ -155,7 +155,8 @@ def snapshot(
     if holdout is not None and holdout[1].shape[0] > 0:
         h_loss, h_ok = losses(holdout)
         out["holdout"] = _summary(h_loss, h_ok)
-        out["membership_auc"] = membership_auc(f_loss, h_loss)
+        auc = membership_auc(f_loss, h_loss)
+        out["membership_auc"] = None if auc != auc else auc  # no forgotten rows left to measure (compacted): None
     return out
 
 
