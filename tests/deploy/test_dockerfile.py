@@ -200,7 +200,13 @@ def test_dockerignore_keeps_local_state_out():
     rules = dockerignore_rules()
     for path in [".venv/bin/python", "var/unlearn.db", ".git/HEAD", "tests/conftest.py", "app/__pycache__/x.pyc"]:
         assert is_ignored(path, rules), path
-    for path in ["app/main.py", "workers/engine/iau.py", "migrations/env.py", "pyproject.toml"]:
+    for path in [
+        "app/main.py",
+        "workers/engine/iau.py",
+        "unlearn_contract/zoo.py",
+        "migrations/env.py",
+        "pyproject.toml",
+    ]:
         assert not is_ignored(path, rules), path
 
 
@@ -234,7 +240,7 @@ def test_project_builds_from_what_the_image_copies(dockerfile, tmp_path):
     (wheel,) = out.glob("*.whl")
     with zipfile.ZipFile(wheel) as zf:
         names = set(zf.namelist())
-    assert {"app/main.py", "app/audit/signing.py", "workers/__main__.py"} <= names
+    assert {"app/main.py", "app/audit/signing.py", "workers/__main__.py", "unlearn_contract/zoo.py"} <= names
     console = {n for n in names if n.startswith("app/console/static/")}
     shipped = {str(p.relative_to(ROOT)) for p in (ROOT / "app/console/static").rglob("*") if p.is_file()}
     assert console == shipped, "the web console's files are in the installed package"

@@ -198,6 +198,10 @@ class AsyncUnlearnClient:
             body["unlearn"] = dict(unlearn)
         return await self._call(calls.train_model(body, idempotency_key=idempotency_key))
 
+    async def list_architectures(self) -> dict[str, Any]:
+        """The architectures the service can build: {items: [{name, version, config_schema, inputs, ...}]}."""
+        return await self._call(calls.list_architectures())
+
     async def get_model(self, model_id: str) -> Model:
         return await self._call(calls.get_model(model_id))
 
@@ -238,11 +242,18 @@ class AsyncUnlearnClient:
         *,
         reason: str | None = None,
         method: str | None = None,
+        purpose: str | None = None,
         idempotency_key: str | None = None,
         **extra: Any,
     ) -> Deletion:
         call = calls.request_deletion(
-            model_id, sample_ids, reason=reason, method=method, idempotency_key=idempotency_key, extra=extra
+            model_id,
+            sample_ids,
+            reason=reason,
+            method=method,
+            purpose=purpose,
+            idempotency_key=idempotency_key,
+            extra=extra,
         )
         return await self._call(call)
 

@@ -94,6 +94,10 @@ def train_model(body: Mapping[str, Any], *, idempotency_key: str | None) -> Call
     return Call("POST", "/v1/models", json=dict(body), headers=_keyed(idempotency_key))
 
 
+def list_architectures() -> Call:
+    return Call("GET", "/v1/architectures")
+
+
 def get_model(model_id: str) -> Call:
     return Call("GET", f"/v1/models/{_p(model_id)}")
 
@@ -119,14 +123,14 @@ def request_deletion(
     *,
     reason: str | None,
     method: str | None,
+    purpose: str | None,
     idempotency_key: str | None,
     extra: Mapping[str, Any] | None = None,
 ) -> Call:
     body: dict[str, Any] = {"sample_ids": list(sample_ids)}
-    if reason is not None:
-        body["reason"] = reason
-    if method is not None:
-        body["method"] = method
+    for name, value in (("reason", reason), ("method", method), ("purpose", purpose)):
+        if value is not None:
+            body[name] = value
     body.update(extra or {})
     return Call("POST", f"/v1/models/{_p(model_id)}/deletions", json=body, headers=_keyed(idempotency_key))
 

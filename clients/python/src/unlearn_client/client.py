@@ -1,18 +1,4 @@
-"""The synchronous client.
-
-    from unlearn_client import UnlearnClient
-
-    with UnlearnClient("http://localhost:8000", api_key="...") as client:
-        dataset = client.upload_dataset("cohort-a", "train.safetensors", ids_path="ids.txt")
-        mlp = {"name": "mlp", "config": {"in_features": 20, "hidden": [64], "num_classes": 2}}
-        model = client.train_model(name="m", dataset_id=dataset["id"], architecture=mlp,
-                                   train={"epochs": 5, "batch_size": 64, "lr": 1e-3, "alpha": 0.005, "seed": 0})
-        client.wait_for_model(model["id"])
-        deletion = client.request_deletion(model["id"], ["user-17"], reason="erasure request")
-        done = client.wait_for_deletion(deletion["id"], on_progress=print)
-        client.download_checkpoint(model["id"], done["result_version"], "model.safetensors")
-        for d in client.iterate(client.list_deletions, status="failed"):   # every page
-            print(d["id"], d["error"])
+"""The synchronous client (examples in clients/python/README.md).
 
 Every error answer becomes a ClientError carrying the RFC 9457 problem. GETs, and POSTs (which carry an
 Idempotency-Key), are repeated after 429/502/503/504 or a lost connection; DELETEs only after 429/503.
@@ -214,6 +200,10 @@ class UnlearnClient:
             body["unlearn"] = dict(unlearn)
         return self._call(calls.train_model(body, idempotency_key=idempotency_key))
 
+    def list_architectures(self) -> dict[str, Any]:
+        """The architectures the service can build: {items: [{name, version, config_schema, inputs, ...}]}."""
+        return self._call(calls.list_architectures())
+
     def get_model(self, model_id: str) -> Model:
         return self._call(calls.get_model(model_id))
 
@@ -257,13 +247,21 @@ class UnlearnClient:
         *,
         reason: str | None = None,
         method: str | None = None,
+        purpose: str | None = None,
         idempotency_key: str | None = None,
         **extra: Any,
     ) -> Deletion:
-        """POST /v1/models/{id}/deletions (202). The Idempotency-Key (`idempotency_key`, else a random one) makes
-        a repeat after a lost answer return the original request. `extra` holds further body fields."""
+        """POST /v1/models/{id}/deletions (202): `method` iau (default) or retrain, `purpose` privacy (default) or
+        poison. The Idempotency-Key (`idempotency_key`, else a random one) makes a repeat after a lost answer return
+        the original request. `extra` holds further body fields."""
         call = calls.request_deletion(
-            model_id, sample_ids, reason=reason, method=method, idempotency_key=idempotency_key, extra=extra
+            model_id,
+            sample_ids,
+            reason=reason,
+            method=method,
+            purpose=purpose,
+            idempotency_key=idempotency_key,
+            extra=extra,
         )
         return self._call(call)
 

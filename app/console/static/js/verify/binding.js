@@ -88,6 +88,64 @@ export async function checkBinding(receipt, entries) {
   const loggedCommitment = norm((loggedEvidence || {}).forget_commitment);
   if (!same(receipt.forget_commitment, loggedCommitment)) throw differs("forget_commitment", receipt.forget_commitment, loggedCommitment, succeeded);
   checkVersions(receipt, entries, succeeded);
+  checkVerdict(receipt, entries, first, loggedEvidence);
+}
+
+function removedBy(status, evidence) {
+  if (status !== "succeeded" || evidence == null) return null;
+  if ("escalated_from" in evidence) return "retrain_escalated";
+  return same(evidence.method, "retrain") ? "retrain" : "iau";
+}
+
+function retrainedFromScratch(created, version) {
+  const evidence = created.evidence || {};
+  if (isObject(evidence.exact)) return same(evidence.exact.covers_requests_through_version, version);
+  return same(evidence.method, "retrain") || same(evidence.method, "consolidation");
+}
+
+const isInt = (v) => v instanceof Num && /^-?\d+$/.test(v.text);
+
+// The verdict: purpose, outcome, removed_by, and the exact version that made an approximate removal exact.
+function checkVerdict(receipt, entries, first, loggedEvidence) {
+  const request = receipt.request;
+  const requested = first["deletion.requested"];
+  const loggedPurpose = at(requested, ["evidence", "purpose"]) || "privacy";
+  if (!same(request.purpose, loggedPurpose)) throw differs("request.purpose", request.purpose, loggedPurpose, requested);
+  const succeeded = first["deletion.succeeded"];
+  const loggedOutcome = norm((loggedEvidence || {}).outcome);
+  if (!same(receipt.outcome, loggedOutcome)) throw differs("outcome", receipt.outcome, loggedOutcome, succeeded);
+  const removed = removedBy(request.status, loggedEvidence);
+  if (!same(request.removed_by, removed)) throw differs("request.removed_by", request.removed_by, removed, succeeded);
+
+  const exact = norm(request.exact_as_of_version);
+  const exactVersion = objectOrNull(receipt.exact_version, "exact_version");
+  if (exact === null) {
+    if (exactVersion !== null) throw new VerificationError("exact_version in the receipt, but request.exact_as_of_version is null");
+    return;
+  }
+  const result = norm((objectOrNull(receipt.result_version, "result_version") || {}).version);
+  if (!isInt(exact) || !isInt(result) || Number(exact) < Number(result)) {
+    throw new VerificationError(`request.exact_as_of_version ${show(exact)} is not a version at or after the result`);
+  }
+  if ((removed === "retrain" || removed === "retrain_escalated") && !same(exact, result)) {
+    throw new VerificationError("request.exact_as_of_version of a retrained request must be its result version");
+  }
+  if (exactVersion === null || !same(exactVersion.version, exact)) {
+    throw new VerificationError("exact_version in the receipt does not name request.exact_as_of_version");
+  }
+  const made = entries.filter((e) => e.event_type === "version.created" && same((e.refs || {}).version, exact));
+  if (!made.some((e) => retrainedFromScratch(e, exact))) {
+    throw new VerificationError(`no entry shows version ${show(exact)} retrained from scratch (exact_as_of_version)`);
+  }
+  const parent = norm((made[0].refs || {}).parent_version);
+  if (!same(exactVersion.parent_version, parent)) throw differs("exact_version.parent_version", exactVersion.parent_version, parent, made[0]);
+  for (const e of entries) {
+    const refs = e.refs || {};
+    if ((e.event_type === "version.created" || e.event_type === "version.purged") && same(refs.version, exact)) {
+      const logged = "checkpoint_sha256" in refs ? refs.checkpoint_sha256 : (e.evidence || {}).checkpoint_sha256;
+      if (logged != null && !same(logged, exactVersion.checkpoint_sha256)) throw differs("exact_version.checkpoint_sha256", exactVersion.checkpoint_sha256, logged, e);
+    }
+  }
 }
 
 function checkVersions(receipt, entries, succeeded) {

@@ -8,7 +8,7 @@ import { COLORS, aucPlot, costBars, groupedBars, lossHistograms } from "../plots
 const total = (timings) => (timings ? timings.total ?? Object.values(timings).reduce((a, b) => a + (Number(b) || 0), 0) : null);
 
 export function verdictCard(deletion) {
-  const outcome = deletion.evidence?.outcome;
+  const outcome = deletion.outcome ?? deletion.evidence?.outcome;
   if (!outcome) {
     const pending = deletion.status === "queued" || deletion.status === "running";
     return h("div", { class: "verdict verdict-none", "data-testid": "verdict" }, pending ? "No verdict yet: the update has not finished." : "No verdict recorded for this deletion.");

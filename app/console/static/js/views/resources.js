@@ -21,7 +21,8 @@ export const deletionColumns = [
   { label: "stage", cell: (d) => (d.status === "running" ? `${d.stage || ""} ${Math.round((d.progress || 0) * 100)}%` : d.stage || "-") },
   { label: "rows", cell: (d) => d.sample_count },
   { label: "method", cell: (d) => d.method },
-  { label: "verdict", cell: (d) => verdictText(d.evidence?.outcome) },
+  { label: "verdict", cell: (d) => verdictText(d.outcome ?? d.evidence?.outcome) },
+  { label: "removed by", cell: (d) => d.removed_by || "-" },
   { label: "created", cell: (d) => fmtTime(d.created_at) },
 ];
 

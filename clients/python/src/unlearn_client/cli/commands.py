@@ -114,6 +114,12 @@ def models_train(client: UnlearnClient, out: Output, args: argparse.Namespace) -
     return EXIT_OK
 
 
+def architectures(client: UnlearnClient, out: Output, args: argparse.Namespace) -> int:
+    found = client.list_architectures()
+    out.table(found.get("items", []), ("name", "version", "source", "description"), page=found)
+    return EXIT_OK
+
+
 def models_get(client: UnlearnClient, out: Output, args: argparse.Namespace) -> int:
     out.value(client.get_model(args.model_id))
     return EXIT_OK
@@ -168,14 +174,13 @@ def _wait(client: UnlearnClient, out: Output, deletion_id: str, args: argparse.N
 
 
 def delete(client: UnlearnClient, out: Output, args: argparse.Namespace) -> int:
-    extra = {"purpose": args.purpose} if args.purpose else {}
     deletion = client.request_deletion(
         args.model_id,
         _sample_ids(args),
         reason=args.reason,
         method=args.method,
+        purpose=args.purpose,
         idempotency_key=args.idempotency_key,
-        **extra,
     )
     if not args.wait:
         return _finish(out, deletion)
@@ -239,7 +244,7 @@ def _sub(commands: Any, name: str, help: str) -> Any:
 def _arch_options(parser: argparse.ArgumentParser, required: bool) -> None:
     parser.add_argument("--name", required=required, help="model name")
     parser.add_argument("--dataset", required=required, help="data set id the model is trained on")
-    parser.add_argument("--arch", required=required, help="architecture (logreg, mlp, lenet, resnet18, ...)")
+    parser.add_argument("--arch", required=required, help="an installed architecture (unlearn architectures)")
     parser.add_argument("--config", help='architecture config as JSON, e.g. \'{"in_features": 20, "num_classes": 2}\'')
 
 
@@ -300,13 +305,20 @@ def add_parsers(commands: Any) -> None:
     p.add_argument("model_id")
     p.set_defaults(func=models_delete)
 
+    p = commands.add_parser("architectures", help="the architectures the service can build (zoo and plugins)")
+    p.set_defaults(func=architectures)
+
     p = commands.add_parser("delete", help="request the deletion of training samples from a model")
     p.add_argument("model_id")
     p.add_argument("sample_ids", nargs="*", help="sample ids to forget")
     p.add_argument("--ids-file", help="text file of sample ids, one per line")
     p.add_argument("--reason", help="why (kept with the request)")
     p.add_argument("--method", choices=["iau", "retrain"], help="iau (the service's default) or retrain (exact)")
-    p.add_argument("--purpose", choices=["privacy", "poison"], help="what the removal must achieve")
+    p.add_argument(
+        "--purpose",
+        choices=["privacy", "poison"],
+        help="privacy (the service's default) or poison (remove what the rows taught)",
+    )
     p.add_argument("--idempotency-key", help="repeat-safe key: the same key and body return the original request")
     p.add_argument("--wait", action="store_true", help="show progress until the deletion succeeds or fails")
     add_wait_options(p)
