@@ -124,7 +124,14 @@ def test_console_end_to_end(browser, service, world, artifacts):
     better = json.loads(original)
     better["evidence"]["after"]["membership_auc"] = 0.5
     better = signer.sign(RECEIPT_DOMAIN, {k: v for k, v in better.items() if k != "signature"})
-    for changed, expected in ((edited, "receipt: signature does not verify"), (better, "differs from entry")):
+    exact = json.loads(original)  # claims the removal was exact when the log says approximate
+    exact["request"]["removed_by"] = "retrain"
+    exact = signer.sign(RECEIPT_DOMAIN, {k: v for k, v in exact.items() if k != "signature"})
+    for changed, expected in (
+        (edited, "receipt: signature does not verify"),
+        (better, "evidence in the receipt differs from entry"),
+        (exact, "request.removed_by in the receipt ('retrain') differs"),
+    ):
         d.execute_script("arguments[0].value = arguments[1]", receipt_box, json.dumps(changed))
         report = verify_in_browser(d)
         assert report.get_attribute("data-verified") == "false" and "REJECTED" in report.text
