@@ -148,7 +148,7 @@ def run(device: torch.device, seeds: list[int], log=report.log) -> dict:
         runs[sc.label] = []
         for seed in seeds:
             start = time.perf_counter()
-            runs[sc.label].append(quality.run_seed(sc, seed, device, methods=configs))
+            runs[sc.label].append(quality.run_seed(sc, seed, device, configs))
             log(f"sweep {sc.label} seed={seed}: {time.perf_counter() - start:.1f} s")
     summary = {label: summarise(runs, label) for label, _, _ in configs}
     best, scores = choose(summary)
