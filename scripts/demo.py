@@ -94,6 +94,25 @@ def print_evidence(evidence: dict) -> None:
     print(f"  device            {evidence.get('device')}; timings {evidence.get('timings_s')}")
 
 
+def print_verdict(deletion: dict) -> None:
+    """The outcome of the deletion against its target, and which path removed the rows."""
+    evidence = deletion.get("evidence") or {}
+    outcome = deletion.get("outcome") or evidence.get("outcome") or {}
+    measured = outcome.get("measured") or {}
+    print("\nVerdict:")
+    print(f"  target            {outcome.get('target')}")
+    print(f"  met               {outcome.get('met')}  ({outcome.get('reason')})")
+    if "membership_auc" in measured:
+        print(
+            f"  membership AUC    {fmt(measured.get('membership_auc_start'))} -> {fmt(measured.get('membership_auc'))}"
+            "  (forgotten rows vs the holdout rows the stop rule reads)"
+        )
+    if "forget_loss" in measured:
+        print(f"  forget loss       {fmt(measured.get('forget_loss_start'))} -> {fmt(measured.get('forget_loss'))}")
+    removed_by = deletion.get("removed_by") or evidence.get("method")
+    print(f"  removed by        {removed_by}; exact as of version {deletion.get('exact_as_of_version')}")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--url", default=os.environ.get("UNLEARN_URL", "http://127.0.0.1:8000"))
@@ -185,6 +204,7 @@ def main(argv: list[str] | None = None) -> int:
     gone = client.get(f"/v1/models/{model['id']}/versions/1/checkpoint")
     print(f"5. version 1 checkpoint now answers {gone.status_code} (superseded versions are purged)")
     print_evidence(done["evidence"] or {})
+    print_verdict(done)
     return 0
 
 

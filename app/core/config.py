@@ -28,6 +28,10 @@ class Settings(BaseSettings):
     max_checkpoint_bytes: int = Field(default=512 * 1024 * 1024, alias="UNLEARN_MAX_CHECKPOINT_BYTES")
     # Largest `ids` form field of a data set upload (one id per line), bytes.
     max_ids_bytes: int = Field(default=64 * 1024 * 1024, alias="UNLEARN_MAX_IDS_BYTES")
+    # Largest model a registration may describe: numbers in its state_dict (parameters and buffers), counted from
+    # the architecture's config without building it (422 past it). 100 million is about 400 MB of float32 weights,
+    # as much as a 512 MiB checkpoint upload can hold; ResNet-18 has 11.2 million.
+    max_model_parameters: int = Field(default=100_000_000, ge=1, alias="UNLEARN_MAX_MODEL_PARAMETERS")
     # Largest JSON request body, bytes (413 past it).
     max_json_bytes: int = Field(default=4 * 1024 * 1024, alias="UNLEARN_MAX_JSON_BYTES")
     # Most sample ids in one deletion request.

@@ -1,7 +1,14 @@
 """Checks on an uploaded data set: a safetensors file (parsed with safe_open, never unpickled) holding
-`features` (float, [N, ...]), `labels` (int64, [N], >= 0) and optionally `holdout_features` / `holdout_labels`
-(both or neither, rows shaped like `features`); and the optional ids text (N unique non-empty lines)."""
+`features` (float, [N, ...], every number finite, no zero-size dimension), `labels` (int64, [N], 0 to MAX_LABEL)
+and optionally `holdout_features` / `holdout_labels` (both or neither, held to the same rules, rows shaped like
+`features`); and the optional ids text (N unique non-empty lines without control characters).
 
+The tensors' bytes are read in bounded chunks (numpy memory maps over the file at the offsets its header gives;
+bfloat16, which numpy lacks, is read as its 16-bit patterns), so a check never holds a whole data set in memory.
+"""
+
+import json
+import struct
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -9,12 +16,20 @@ import numpy as np
 from safetensors import safe_open
 
 from app.core.errors import Unprocessable
+from app.core.text import first_bad_identifiers
 
 FLOAT_DTYPES = {"F16", "BF16", "F32", "F64"}
 REQUIRED = ("features", "labels")
 OPTIONAL = ("holdout_features", "holdout_labels")
 MAX_SAMPLE_ID_LENGTH = 255
+# Largest label: num_classes (largest label + 1) is stored as a 32-bit signed integer.
+MAX_LABEL = 2**31 - 2
 LABEL_CHUNK = 1 << 20  # labels read at a time when checking their range
+ROW_CHUNK_BYTES = 8 * 1024 * 1024  # bytes of feature rows read at a time when checking that they are finite
+MAX_REPORTED = 20  # offending rows or lines named in a problem
+# safetensors dtype -> the little-endian numpy dtype its bytes are read as (bfloat16 as raw 16-bit patterns).
+_FLOAT_VIEWS = {"F16": "<f2", "F32": "<f4", "F64": "<f8", "BF16": "<u2"}
+_BF16_EXPONENT = 0x7F80  # all exponent bits set: infinity or NaN
 
 
 @dataclass(frozen=True)
@@ -36,6 +51,47 @@ def _label_range(handle, name: str, n: int) -> tuple[int, int]:
     return (lo if lo is not None else 0), (hi if hi is not None else -1)
 
 
+def _data_offsets(path: Path) -> dict[str, int]:
+    """Absolute byte offset of each tensor's data (from the header of a file safe_open has accepted)."""
+    with open(path, "rb") as fh:
+        (header_size,) = struct.unpack("<Q", fh.read(8))
+        header = json.loads(fh.read(header_size))
+    return {name: 8 + header_size + meta["data_offsets"][0] for name, meta in header.items() if name != "__metadata__"}
+
+
+def _non_finite_rows(path: Path, *, offset: int, shape: list[int], dtype: str) -> list[int]:
+    """Indices of the first rows (up to MAX_REPORTED) of a float tensor holding NaN or an infinity."""
+    view = np.dtype(_FLOAT_VIEWS[dtype])
+    per_row = int(np.prod(shape[1:]))
+    data = np.memmap(path, dtype=view, mode="r", offset=offset, shape=(shape[0], per_row))  # (N, D)
+    step = max(1, ROW_CHUNK_BYTES // (per_row * view.itemsize))
+    rows: list[int] = []
+    for start in range(0, shape[0], step):
+        chunk = np.asarray(data[start : start + step])  # (step, D)
+        if dtype == "BF16":
+            bad = ((chunk & _BF16_EXPONENT) == _BF16_EXPONENT).any(axis=1)
+        else:
+            bad = ~np.isfinite(chunk).all(axis=1)
+        rows.extend(start + int(i) for i in np.flatnonzero(bad)[: MAX_REPORTED - len(rows)])
+        if len(rows) >= MAX_REPORTED:
+            break
+    del data  # closes the map
+    return rows
+
+
+def _check_finite(path: Path, meta: dict[str, tuple[list[int], str]]) -> None:
+    offsets = _data_offsets(path)
+    found: list[dict] = []
+    for name in ("features", "holdout_features"):
+        if name in meta and meta[name][0][0] > 0:
+            shape, dtype = meta[name]
+            rows = _non_finite_rows(path, offset=offsets[name], shape=shape, dtype=dtype)
+            found.extend({"tensor": name, "row": row} for row in rows[: MAX_REPORTED - len(found)])
+    if found:
+        named = ", ".join(f"{f['tensor']} row {f['row']}" for f in found[:5])
+        raise Unprocessable(f"features must be finite numbers: NaN or infinity in {named}", non_finite=found)
+
+
 def inspect_dataset(path: Path) -> DatasetInfo:
     """Validate the data set file; raises Unprocessable listing every problem found."""
     try:
@@ -43,10 +99,12 @@ def inspect_dataset(path: Path) -> DatasetInfo:
     except Exception as exc:  # noqa: BLE001 - safetensors raises its own error type for any malformed file
         raise Unprocessable(f"file is not a valid safetensors file: {exc}") from None
     with handle:
-        return _inspect(handle)
+        info, meta = _inspect(handle)
+    _check_finite(path, meta)
+    return info
 
 
-def _inspect(handle) -> DatasetInfo:
+def _inspect(handle) -> tuple[DatasetInfo, dict[str, tuple[list[int], str]]]:
     names = set(handle.keys())
     problems: list[str] = []
     missing = [n for n in REQUIRED if n not in names]
@@ -67,6 +125,8 @@ def _inspect(handle) -> DatasetInfo:
         problems.append(f"features must be a float tensor, got {f_dtype}")
     if len(f_shape) < 2:
         problems.append(f"features must have shape [N, ...] with at least one feature dimension, got {f_shape}")
+    elif 0 in f_shape[1:]:
+        problems.append(f"features rows must not have a zero-size dimension, got shape {f_shape}")
     if l_dtype != "I64":
         problems.append(f"labels must be int64, got {l_dtype}")
     if len(l_shape) != 1:
@@ -96,9 +156,12 @@ def _inspect(handle) -> DatasetInfo:
     if num_holdout:
         h_lo, h_hi = _label_range(handle, "holdout_labels", num_holdout)
         lo, hi = min(lo, h_lo), max(hi, h_hi)
-    if lo < 0:
-        raise Unprocessable(f"labels must be >= 0, found {lo}")
-    return DatasetInfo(num_rows=n, num_holdout=num_holdout, feature_shape=list(f_shape[1:]), num_classes=hi + 1)
+    if lo < 0 or hi > MAX_LABEL:
+        raise Unprocessable(
+            f"labels must be >= 0 and <= {MAX_LABEL}, found {lo if lo < 0 else hi}", max_label=MAX_LABEL
+        )
+    info = DatasetInfo(num_rows=n, num_holdout=num_holdout, feature_shape=list(f_shape[1:]), num_classes=hi + 1)
+    return info, meta
 
 
 def parse_ids(text: str | None, *, num_rows: int) -> list[str]:
@@ -114,6 +177,11 @@ def parse_ids(text: str | None, *, num_rows: int) -> list[str]:
     empty = [i for i, s in enumerate(ids) if not s.strip()]
     if empty:
         raise Unprocessable(f"ids has empty lines (0-based line numbers {empty[:20]})", empty_lines=empty[:100])
+    if bad := first_bad_identifiers(ids, limit=MAX_REPORTED):
+        shown = "; ".join(f"line {line} {problem}" for line, problem in bad[:5])
+        raise Unprocessable(
+            f"sample ids must not hold control characters (0-based lines): {shown}", lines=[i for i, _ in bad]
+        )
     too_long = [s[:40] for s in ids if len(s) > MAX_SAMPLE_ID_LENGTH]
     if too_long:
         raise Unprocessable(f"sample ids may be at most {MAX_SAMPLE_ID_LENGTH} characters", too_long=too_long[:20])

@@ -3,7 +3,9 @@
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from app.core.text import first_bad_identifiers, text_problem
 
 
 class DeletionCreate(BaseModel):
@@ -13,6 +15,21 @@ class DeletionCreate(BaseModel):
     reason: str | None = Field(default=None, max_length=2000)
     # iau: approximate unlearning (default); retrain: exact, retrains from scratch on the remaining rows.
     method: Literal["iau", "retrain"] = "iau"
+
+    @field_validator("sample_ids")
+    @classmethod
+    def _storable_ids(cls, ids: list[str]) -> list[str]:
+        # No control characters nor lone surrogates: no data set holds such an id, and no database can store one.
+        if bad := first_bad_identifiers(ids, limit=5):
+            raise ValueError("; ".join(f"sample_ids[{index}] {problem}" for index, problem in bad))
+        return ids
+
+    @field_validator("reason")
+    @classmethod
+    def _storable_reason(cls, reason: str | None) -> str | None:
+        if reason is not None and (problem := text_problem(reason)) is not None:
+            raise ValueError(f"reason {problem}")
+        return reason
 
 
 class DeletionOut(BaseModel):

@@ -3,7 +3,7 @@
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import bindparam, delete, select, update
+from sqlalchemy import bindparam, delete, func, select, update
 from sqlalchemy.orm import Session
 
 from app.keys.orm import ApiKey, IdempotencyRecord, Tenant
@@ -56,6 +56,17 @@ def add_key(session: Session, *, key: ApiKey) -> ApiKey:
     session.add(key)
     session.flush()
     return key
+
+
+def lock_tenant(session: Session, *, tenant_id: str) -> None:
+    """Hold the tenant's row until the transaction ends (PostgreSQL; SQLite serialises writers anyway)."""
+    session.execute(select(Tenant.id).where(Tenant.id == tenant_id).with_for_update())
+
+
+def count_active_keys(session: Session, *, tenant_id: str, role: str) -> int:
+    """Keys of the tenant with this role that are not revoked."""
+    stmt = select(func.count()).where(ApiKey.tenant_id == tenant_id, ApiKey.role == role, ApiKey.revoked_at.is_(None))
+    return int(session.scalar(stmt) or 0)
 
 
 def revoke_key(session: Session, *, key_id: str, at: datetime) -> None:

@@ -82,13 +82,25 @@ def list_keys(session: Session, *, principal: Principal, tenant_id: str | None) 
 
 
 def revoke_key(session: Session, *, principal: Principal, key_id: str) -> None:
+    """Revoke a key; 409 for the last platform admin key (admin of the default tenant), whose loss would leave
+    no one able to create tenants or keys."""
     scope = None if principal.is_platform_admin else principal.tenant_id
     key = repository.get_key(session, key_id=key_id, tenant_id=scope)
     if key is None:
         raise NotFound(f"API key {key_id} not found")
     if key.revoked_at is not None:
         return
+    platform_admin = key.role == "admin" and key.tenant_id == DEFAULT_TENANT_ID
+    if platform_admin:
+        # Two admins revoking each other at once: the second waits here, then counts after the first committed.
+        repository.lock_tenant(session, tenant_id=DEFAULT_TENANT_ID)
     repository.revoke_key(session, key_id=key.id, at=utcnow())
+    if platform_admin and repository.count_active_keys(session, tenant_id=DEFAULT_TENANT_ID, role="admin") == 0:
+        raise Conflict(
+            "this is the last platform admin key (an admin key of the default tenant): create another one before "
+            "revoking it",
+            key_id=key.id,
+        )
     audit(
         session,
         actor=principal.key_id,

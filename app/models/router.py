@@ -78,7 +78,9 @@ async def register_model(
         body = _parse(ModelTrain, await request.body(), loc="body")
 
         def work_train() -> Created:
-            model = service.register_for_training(db, principal=principal, body=body)
+            model = service.register_for_training(
+                db, principal=principal, body=body, max_parameters=settings.max_model_parameters
+            )
             out = service.model_out(model).model_dump(mode="json")
             enqueue = lambda: after_commit_enqueue(  # noqa: E731
                 jobs.enqueue_training, model.id, event="model.enqueue_failed"
@@ -109,7 +111,14 @@ async def register_model(
             try:
 
                 def work_upload() -> Created:
-                    model = service.register_uploaded(db, principal=principal, spec=spec, upload=upload, store=store)
+                    model = service.register_uploaded(
+                        db,
+                        principal=principal,
+                        spec=spec,
+                        upload=upload,
+                        store=store,
+                        max_parameters=settings.max_model_parameters,
+                    )
                     out = service.model_out(model).model_dump(mode="json")
                     return Created(201, out, {"Location": f"/v1/models/{model.id}"})
 

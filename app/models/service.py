@@ -57,10 +57,10 @@ def _audit_registered(session: Session, *, principal: Principal, model: Model, e
     )
 
 
-def register_for_training(session: Session, *, principal: Principal, body: ModelTrain) -> Model:
+def register_for_training(session: Session, *, principal: Principal, body: ModelTrain, max_parameters: int) -> Model:
     """A model in status `training`; the caller enqueues its training job after commit."""
     dataset = _dataset(session, principal=principal, dataset_id=body.dataset_id)
-    check_architecture(architecture=body.architecture, dataset=dataset)
+    check_architecture(architecture=body.architecture, dataset=dataset, max_parameters=max_parameters)
     model = repository.add_model(
         session, model=_new_model(principal, body, status="training", recipe=body.train.model_dump())
     )
@@ -72,11 +72,17 @@ def register_for_training(session: Session, *, principal: Principal, body: Model
 
 
 def register_uploaded(
-    session: Session, *, principal: Principal, spec: ModelSpec, upload: TempUpload, store: BlobStore
+    session: Session,
+    *,
+    principal: Principal,
+    spec: ModelSpec,
+    upload: TempUpload,
+    store: BlobStore,
+    max_parameters: int,
 ) -> Model:
     """A `ready` model whose version 1 is the uploaded checkpoint, validated against the architecture."""
     dataset = _dataset(session, principal=principal, dataset_id=spec.dataset_id)
-    arch = check_architecture(architecture=spec.architecture, dataset=dataset)
+    arch = check_architecture(architecture=spec.architecture, dataset=dataset, max_parameters=max_parameters)
     if upload.size == 0:
         raise Unprocessable("checkpoint is empty")
     check_checkpoint(spec=arch, path=upload.path)

@@ -17,6 +17,33 @@ ROUNDS = int(os.environ.get("FUZZ_ROUNDS", "12"))  # requests per operation; FUZ
 SCALARS = [None, True, 0, -1, 1, 2**63, 1.5, float("1e308"), "", "x", "latest", "é\u0001", "a" * 300, [], {}]
 
 
+def _hostile_files() -> list[bytes]:
+    """Well-formed safetensors holding what the service refuses: NaN features, labels past int32, zero-size rows,
+    non-finite checkpoint weights."""
+    import numpy as np
+    from safetensors.numpy import save
+
+    x, y = np.zeros((3, 64), np.float32), np.arange(3, dtype=np.int64)
+    nan_x = x.copy()
+    nan_x[1, 5] = np.nan
+    nan_w = {"linear.weight": np.full((10, 64), np.inf, np.float32), "linear.bias": np.zeros(10, np.float32)}
+    return [
+        save({"features": nan_x, "labels": y}),
+        save({"features": x, "labels": y + 2**40}),
+        save({"features": np.zeros((3, 0), np.float32), "labels": y}),
+        save(nan_w),
+    ]
+
+
+# Raw JSON bodies the standard library parses into text no database can store (lone surrogates, NUL).
+HOSTILE_JSON = [
+    b'{"sample_ids": ["a\\ud800"], "reason": "\\udfff"}',
+    b'{"sample_ids": ["user-1\\u0000"]}',
+    b'{"name": "\\ud800", "role": "admin"}',
+    b'{"name": "m", "dataset_id": "\\ud800", "architecture": {"name": "mlp", "config": {"hidden": [1000000000]}}}',
+]
+
+
 def _value(rng: random.Random, depth: int = 0):
     kind = rng.random()
     if depth > 2 or kind < 0.6:
@@ -51,6 +78,7 @@ def test_fuzz_every_operation(client, app):
         "/v1/models": {"name": "m", "dataset_id": ds["id"], "architecture": {"name": "logreg", "config": {}}},
         "/v1/models/{model_id}/deletions": {"sample_ids": ["user-1"], "method": "iau"},
     }
+    hostile = _hostile_files()
     rng = random.Random(int(os.environ.get("FUZZ_SEED", "1234")))
     doc = client.get("/openapi.json").json()
     failures = []
@@ -75,16 +103,21 @@ def test_fuzz_every_operation(client, app):
                             rng.choice(["file", "checkpoint", "ids"]): (
                                 "f",
                                 rng.choice(
-                                    [digits_safetensors(rows=3)[: rng.randint(0, 200)], logreg_checkpoint(), b""]
+                                    [
+                                        digits_safetensors(rows=3)[: rng.randint(0, 200)],
+                                        logreg_checkpoint(),
+                                        b"",
+                                        *hostile,
+                                    ]
                                 ),
                             )
                         }
-                        data = {rng.choice(["name", "spec", "ids"]): json.dumps(_value(rng))}
+                        data = {rng.choice(["name", "spec", "ids"]): rng.choice([json.dumps(_value(rng)), "a\x00\nb"])}
                         kwargs.update(files=files, data=data)
                     elif choice < 0.8:
                         kwargs["json"] = _body(rng, valid_bodies.get(path, {}))
                     else:
-                        kwargs["content"] = rng.choice([b"{", b"null", b"[]", b"\xff\xfe", b"{}"])
+                        kwargs["content"] = rng.choice([b"{", b"null", b"[]", b"\xff\xfe", b"{}", *HOSTILE_JSON])
                         headers["content-type"] = rng.choice(["application/json", "text/plain", "multipart/form-data"])
                 try:
                     resp = client.request(method.upper(), url, **kwargs)

@@ -1,5 +1,9 @@
 """Influence Approximation Unlearning (IAU, Liu et al., 2024) as the workers apply it (design.md section 3).
 
+The default update is the targeted pipeline (targeted.py: the IAU step, a bounded repair over minibatches and a
+verdict against a stated target); `update` "neggrad+" and "salun" run the same pipeline with another stage-2 loss.
+The two single-method updates below remain selectable.
+
 Notation: theta = current parameters, D = live rows, D_f = rows to forget now (one request or the union of
 several coalesced requests), D_r = D minus D_f, l = per-sample cross-entropy, every gradient in eval mode.
 
@@ -31,8 +35,11 @@ Where sum_{D_r} grad l comes from:
     cached  G - sum_{D_f} grad l(theta_0) - sum_{X} grad l(theta_0), with G = GradCache.grad_sum taken at the
             cache's version over its covered rows and X = covered rows deleted since (neither retained nor being
             forgotten now). It is computed once at theta_0 and held fixed for later steps. With a fresh cache
-            (built at theta_0 over D) it equals the exact sum up to rounding; a stale cache (built at an older
-            version) mixes gradients from two parameter vectors, and the evidence records the staleness.
+            (built at theta_0 over D) it equals the exact sum up to rounding. A stale cache (built at an older
+            version) mixes gradients from two parameter vectors: it is refused unless allow_stale_cache, and the
+            targeted family falls back to `sampled`, the others to `exact`; the evidence says so.
+    sampled n_r times the mean gradient of a seeded sample of retained_estimate_rows retained rows at theta_0
+            (cost independent of N).
 """
 
 from __future__ import annotations
@@ -47,36 +54,56 @@ from torch import Tensor
 
 from workers.engine.cache import GradCache, cached_retained_sum
 from workers.engine.checkpoint import sha256_state_dict
+from workers.engine.classic import run_classic
 from workers.engine.device import synchronize
 from workers.engine.evidence import (
     forget_commitment,
-    membership_auc,
     param_distance,
-    per_sample_losses,
     retained_sample_index,
     snapshot,
 )
 from workers.engine.gradients import model_gradient_sum, named_params
+from workers.engine.measure import Measure, accuracy, split_holdout
+from workers.engine.repair import _Batches
+from workers.engine.targeted import FAMILY, PipelineContext, start_point
+from workers.engine.targeted import outcome as verdict
+from workers.engine.targeted import run as run_targeted
 from workers.engine.zoo import ArchSpec, load_model
 
 
 @dataclass
 class UnlearnConfig:
-    update: Literal["reference", "gradient"] = "gradient"  # which IAU update (module docstring)
-    lr: float = 1e-3  # reference: Adam learning rate of the single step
+    update: Literal["targeted", "neggrad+", "salun", "reference", "gradient"] = "targeted"  # module docstring
+    purpose: Literal["privacy", "poison"] = "privacy"  # targeted family: which target (targeted.py)
+    lr: float = 1e-3  # reference, and stage 1 of the targeted family: Adam learning rate of the single step
     eta: float = 5.0  # gradient: step size on g_t
     retain_weight: float = 0.4  # gradient: weight of the retained (correction) term
     max_steps: int = 100  # gradient: step budget
-    target_auc: float = 0.5  # gradient: membership AUC to stop at (0.5 = indistinguishable)
-    auc_tolerance: float = 0.01  # gradient: stop once AUC <= target_auc + this
-    max_accuracy_drop: float = 0.015  # gradient: a step may not lower accuracy by more than this (fraction)
-    max_backtracks: int = 6  # gradient: halvings of eta tried when a step breaks max_accuracy_drop
+    target_auc: float = 0.5  # membership AUC to reach (0.5 = indistinguishable from unseen rows)
+    auc_tolerance: float = 0.05  # targeted: met when |AUC - target_auc| <= this; gradient: stop when AUC <= t + this
+    auc_noise_z: float = 1.0  # targeted: the band also admits z standard errors of the null AUC (repair.noise_band)
+    max_accuracy_drop: float = 0.015  # a step (gradient) or the update (targeted) may not cost more accuracy
+    max_backtracks: int = 6  # halvings of the step size tried when utility is lost
     min_stop_rows: int = 10  # gradient: with fewer forgotten rows the AUC cannot be measured: one step
     stop_holdout_rows: int = 1024  # gradient: holdout rows (fixed seeded sample) measured after each step
-    correction: Literal["exact", "cached"] = "exact"  # where sum_{D_r} grad l comes from
+    correction: Literal["exact", "cached", "sampled"] = "exact"  # where the retained gradient comes from
+    allow_stale_cache: bool = False  # use a gradient cache built at an older version (else it is refused)
+    retained_estimate_rows: int = 4096  # sampled: retained rows whose mean gradient estimates mean_{D_r}
     chunk_size: int = 1024  # rows per chunk when streaming gradients
     retained_sample: int = 512  # rows in the fixed retained sample measured before and after
-    evidence_seed: int = 0  # seeds the choice of the retained sample
+    evidence_seed: int = 0  # seeds the retained sample, the holdout split and the minibatches
+    stop_share: float = 0.5  # targeted: share of the holdout the stop rule reads; the guard reads the rest
+    repair_lr: float = 1e-3  # targeted: Adam learning rate of the stage-2 repair
+    repair_steps: int = 60  # targeted: checks in the repair (each after check_every optimiser steps)
+    check_every: int = 5  # targeted: optimiser steps between two checks of the stop rule and the guard
+    repair_batch: int = 128  # targeted: retained rows per repair step
+    forget_batch: int = 256  # targeted: forgotten rows per repair step (all of them when fewer)
+    forget_weight: float = 1.0  # targeted: weight of the loss-matching term
+    neggrad_beta: float = 0.9  # neggrad+ and the poison path: weight of the retained term
+    salun_keep: float = 0.5  # salun: share of weights (largest forget-gradient magnitude) the repair may change
+    poison_steps: int = 100  # poison: NegGrad+ steps
+    finetune_steps: int = 50  # poison: fine-tune steps on retained rows after them
+    max_forget_accuracy: float = 0.05  # poison target: largest share of forgotten rows whose label is reproduced
 
 
 @dataclass
@@ -105,76 +132,21 @@ def check_rows(retain_mask: Tensor, forget_idx: Tensor, n: int) -> tuple[Tensor,
     return retain_idx, forget_idx
 
 
-def _subsample(rows: tuple[Tensor, Tensor] | None, size: int, seed: int) -> tuple[Tensor, Tensor] | None:
-    """A fixed, seeded subset of at most `size` rows (all of them when there are fewer)."""
-    if rows is None or rows[1].shape[0] == 0:
-        return None
-    if rows[1].shape[0] <= size:
-        return rows
-    pick = torch.randperm(rows[1].shape[0], generator=torch.Generator().manual_seed(seed))[:size]
-    return rows[0][pick], rows[1][pick]
+def _correction(cfg: UnlearnConfig, cache: GradCache | None, current_version: int | None) -> tuple[str, str | None]:
+    """The correction actually used, and a note when it differs from the one asked for.
 
-
-class _Measure:
-    """per_sample_losses of row sets at the current parameters, remembered until the parameters change.
-
-    The utility check of the last step and the after-evidence measure the same rows at the same parameters;
-    this does the forward passes once. Row sets are keyed by identity (the tuples live for the whole call).
-    """
-
-    def __init__(self, model, spec: ArchSpec):
-        self.model, self.spec, self.memo = model, spec, {}
-
-    def __call__(self, rows: tuple[Tensor, Tensor]) -> tuple[Tensor, Tensor]:
-        if id(rows) not in self.memo:
-            self.memo[id(rows)] = (rows, per_sample_losses(self.model, self.spec, *rows))
-        return self.memo[id(rows)][1]
-
-    def changed(self) -> None:
-        self.memo.clear()
-
-
-def _accuracy(measure: _Measure, rows: tuple[Tensor, Tensor]) -> float | None:
-    _, ok = measure(rows)
-    return float(ok.double().mean()) if ok.numel() else None
-
-
-def _utility_lost(measure: _Measure, baselines: list, max_drop: float) -> bool:
-    """True if accuracy on any (rows, starting accuracy) pair fell more than max_drop below its start."""
-    for rows, start in baselines:
-        now = _accuracy(measure, rows)
-        if start is not None and now is not None and start - now > max_drop:
-            return True
-    return False
-
-
-@torch.no_grad()
-def _guarded_step(measure: _Measure, params, saved, g, baselines, cfg, eta: float) -> float | None:
-    """theta = saved - eta * g, halving eta while the step costs too much utility (up to max_backtracks times).
-
-    Returns the step size kept, or None (parameters restored to `saved`) when every size was refused.
-    """
-    for _ in range(cfg.max_backtracks + 1):
-        with torch.no_grad():
-            for k, p in params.items():
-                p.copy_(saved[k] - (eta * g[k]).to(p.dtype))
-        measure.changed()
-        if not _utility_lost(measure, baselines, cfg.max_accuracy_drop):
-            return eta
-        eta /= 2
-    with torch.no_grad():
-        for k, p in params.items():
-            p.copy_(saved[k])
-    measure.changed()
-    return None
-
-
-def _apply_reference(params: dict, direction: dict[str, Tensor], lr: float) -> None:
-    for k, p in params.items():
-        p.grad = direction[k].to(p.dtype)
-    torch.optim.Adam(list(params.values()), lr=lr).step()  # fresh optimiser: first-step Adam
-    for p in params.values():
-        p.grad = None
+    A cache built at an older version mixes gradients from two parameter vectors; it is refused unless
+    allow_stale_cache says otherwise: the targeted family then estimates the retained mean from a sample of
+    retained rows (cost independent of N), the other updates stream the retained rows exactly."""
+    if cfg.correction != "cached":
+        return cfg.correction, None
+    if cache is None:
+        raise ValueError("correction 'cached' needs a GradCache")
+    staleness = 0 if current_version is None else current_version - cache.version
+    if staleness == 0 or cfg.allow_stale_cache:
+        return "cached", None
+    fallback = "sampled" if cfg.update in FAMILY else "exact"
+    return fallback, f"gradient cache of version {cache.version} is {staleness} version(s) stale: not used"
 
 
 def unlearn(
@@ -196,12 +168,13 @@ def unlearn(
     clock = _Clock(device)
     n = labels.shape[0]
     retain_idx, forget_idx = check_rows(retain_mask, forget_idx, n)
-    if cfg.correction == "cached" and cache is None:
-        raise ValueError("correction 'cached' needs a GradCache")
-    if cfg.update not in ("reference", "gradient") or cfg.correction not in ("exact", "cached"):
+    if cfg.update not in (*FAMILY, "reference", "gradient") or cfg.correction not in ("exact", "cached", "sampled"):
         raise ValueError(f"unknown update {cfg.update!r} or correction {cfg.correction!r}")
+    if cfg.purpose not in ("privacy", "poison"):
+        raise ValueError(f"unknown purpose {cfg.purpose!r}")
     if sample_ids is not None and len(sample_ids) != n:
         raise ValueError(f"sample_ids has {len(sample_ids)} entries for {n} rows")
+    correction, correction_note = _correction(cfg, cache, current_version)
     n_r, n_f = retain_idx.numel(), forget_idx.numel()
     n_live = n_r + n_f
     progress = on_progress or (lambda _fraction: None)
@@ -211,66 +184,56 @@ def unlearn(
     forget = (features[forget_idx], labels[forget_idx])
     sample_idx = retained_sample_index(retain_idx, cfg.retained_sample, cfg.evidence_seed)
     retained = (features[sample_idx], labels[sample_idx])
-    measure = _Measure(model, spec)
+    measure = Measure(model, spec)
     before = snapshot(model, spec, forget, retained, holdout, losses=measure)
+    stop, guard = split_holdout(holdout, cfg.stop_share, cfg.evidence_seed)
+    baselines = [(guard, accuracy(measure, guard)), (retained, before["retained_sample"]["accuracy"])]
+    ctx = PipelineContext(
+        cfg=cfg,
+        model=model,
+        params=params,
+        measure=measure,
+        forget=forget,
+        stop=stop,
+        guard=guard,
+        retained=retained,
+        baselines=baselines,
+        batches=_Batches(spec, features, labels, retain_idx, forget_idx, cfg, device),
+        num_classes=int(measure_logits_width(model, spec, forget[0][:1], device)),
+    )
+    start = start_point(ctx)
     clock.lap("evidence_before")
     progress(0.1)
 
     sum_f = model_gradient_sum(model, spec, features, labels, forget_idx, cfg.chunk_size)
-    extra_rows = 0
-    if cfg.correction == "exact":
-        sum_r = model_gradient_sum(model, spec, features, labels, retain_idx, cfg.chunk_size)
-    else:
-        sum_r, extra_rows = cached_retained_sum(
-            cache, sum_f, model, spec, features, labels, retain_mask, forget_idx, cfg.chunk_size
-        )
+    sum_r, extra_rows, estimate_rows = _retained_sum(
+        correction, cfg, cache, sum_f, model, spec, features, labels, retain_mask, retain_idx, forget_idx
+    )
     clock.lap("retained_gradient")
     progress(0.3)
 
-    # stopping checks use the retained sample and a fixed sample of the holdout rows
-    stop_holdout = _subsample(holdout, cfg.stop_holdout_rows, cfg.evidence_seed)
-    baselines = [(retained, before["retained_sample"]["accuracy"])]
-    if stop_holdout is not None:
-        # the whole holdout was measured in `before` already; a subsample is measured here
-        start = before["holdout"]["accuracy"] if stop_holdout is holdout else _accuracy(measure, stop_holdout)
-        baselines.append((stop_holdout, start))
-    budget = 1 if cfg.update == "reference" else max(1, cfg.max_steps)
-    stop_reason = "single_step" if cfg.update == "reference" else "step_budget"
-    if cfg.update == "gradient" and stop_holdout is not None and n_f < cfg.min_stop_rows:
-        budget, stop_reason = 1, "too_few_rows_to_measure"
     auc_trace: list[float] = []
-    steps = 0
-    eta = cfg.eta
-    for step in range(budget):
-        if step > 0:
-            sum_f = model_gradient_sum(model, spec, features, labels, forget_idx, cfg.chunk_size)
-            if cfg.correction == "exact":
-                sum_r = model_gradient_sum(model, spec, features, labels, retain_idx, cfg.chunk_size)
-        if cfg.update == "reference":
-            direction = {k: sum_r[k] / n_r - sum_f[k] / n_f for k in params}  # mean_r - mean_f
-            _apply_reference(params, direction, cfg.lr)
-            measure.changed()
-            steps += 1
-            break
-        with torch.no_grad():
-            saved = {k: p.detach().clone() for k, p in params.items()}
-            # share * mean_f = sum_f / |D|
-            g = {k: cfg.retain_weight * sum_r[k] / n_r - sum_f[k] / n_live for k in params}
-        kept = _guarded_step(measure, params, saved, g, baselines, cfg, eta)
-        if kept is None:
-            stop_reason = "utility_guard"  # even the smallest step cost too much utility: parameters restored
-            break
-        eta = kept  # later steps start from the step size that was kept
-        steps += 1
-        progress(0.3 + 0.6 * steps / budget)
-        if stop_holdout is not None and budget > 1:
-            auc = membership_auc(measure(forget)[0], measure(stop_holdout)[0])
-            auc_trace.append(auc)
-            if auc - cfg.target_auc <= cfg.auc_tolerance:
-                stop_reason = "auc_target"
-                break
+    eta_used = None
+    if cfg.update in FAMILY:
+        direction = {k: sum_r[k] / n_r - sum_f[k] / n_f for k in params}  # mean_r - mean_f
+        report, start = run_targeted(ctx, direction, progress)
+        steps, stop_reason, auc_trace = 1 + report.steps, report.stop_reason, report.auc_trace
+        stage2 = {
+            "variant": "poison" if cfg.purpose == "poison" else cfg.update,
+            "steps": report.steps,
+            "lr_used": report.lr_used,
+            "backtracks": report.backtracks,
+            "restored_best": report.restored_best,
+        }
+    else:
+        steps, stop_reason, auc_trace, eta_used = run_classic(
+            cfg, model, spec, params, measure, features, labels, holdout, forget, retained, before, sum_r, sum_f,
+            retain_idx, forget_idx, correction, progress,
+        )  # fmt: skip
+        stage2 = None
     clock.lap("update")
 
+    outcome = verdict(ctx, start)
     after = snapshot(model, spec, forget, retained, holdout, losses=measure)
     new_state = {k: v.detach().to("cpu").clone() for k, v in model.state_dict().items()}
     clock.lap("evidence_after")
@@ -281,29 +244,24 @@ def unlearn(
     evidence = {
         "method": "iau",
         "update": cfg.update,
+        "purpose": cfg.purpose,
+        "outcome": outcome,
         "hyperparameters": asdict(cfg),
         "device": str(device),
         "rows": {"live": n_live, "forget": n_f, "retained": n_r, "retained_sample": int(sample_idx.numel())},
+        "holdout_split": {
+            "stop_rows": 0 if stop is None else int(stop[1].numel()),
+            "guard_rows": 0 if guard is None else int(guard[1].numel()),
+        },
         "before": before,
         "after": after,
         "param_distance": param_distance(state_dict, new_state),
         "checkpoint_sha256": {"before": sha256_state_dict(state_dict), "after": sha256_state_dict(new_state)},
-        "correction": {
-            "mode": cfg.correction,
-            "retained_gradient": (
-                "recomputed over the retained rows at every step"
-                if cfg.correction == "exact"
-                else "cache minus forgotten rows at the starting parameters, held fixed across steps"
-            ),
-            "cache_version": cache.version if cfg.correction == "cached" else None,
-            "current_version": current_version,
-            "staleness": (
-                current_version - cache.version if cfg.correction == "cached" and current_version is not None else None
-            ),
-            "rows_deleted_since_cache": extra_rows,
-        },
+        "correction": _correction_evidence(cfg, correction, correction_note, cache, current_version, extra_rows)
+        | {"estimate_rows": estimate_rows},
         "steps": steps,
-        "eta_used": eta if cfg.update == "gradient" else None,
+        "stage2": stage2,
+        "eta_used": eta_used,
         "stop_reason": stop_reason,
         "auc_trace": auc_trace,
         "forget_commitment": forget_commitment(forget_ids, *forget),
@@ -314,6 +272,51 @@ def unlearn(
     evidence["timings_s"] = clock.laps
     progress(1.0)
     return UnlearnResult(state_dict=new_state, evidence=evidence, steps=steps)
+
+
+@torch.no_grad()
+def measure_logits_width(model, spec: ArchSpec, x: Tensor, device: torch.device) -> int:
+    """Number of classes the model predicts (its logits' width), from one row."""
+    from workers.engine.zoo import prepare_inputs
+
+    return model(prepare_inputs(spec, x).to(device)).shape[1]
+
+
+def _retained_sum(correction, cfg, cache, sum_f, model, spec, features, labels, retain_mask, retain_idx, forget_idx):
+    """(sum_{D_r} grad l, covered rows deleted since the cache, rows sampled) for the chosen correction."""
+    n_r = retain_idx.numel()
+    if correction == "exact":
+        return model_gradient_sum(model, spec, features, labels, retain_idx, cfg.chunk_size), 0, 0
+    if correction == "cached":
+        sum_r, extra = cached_retained_sum(
+            cache, sum_f, model, spec, features, labels, retain_mask, forget_idx, cfg.chunk_size
+        )
+        return sum_r, extra, 0
+    # sampled: n_r * (mean gradient over a seeded sample of retained rows)
+    pick = retained_sample_index(retain_idx, cfg.retained_estimate_rows, cfg.evidence_seed + 1)
+    part = model_gradient_sum(model, spec, features, labels, pick, cfg.chunk_size)
+    return {k: v * (n_r / pick.numel()) for k, v in part.items()}, 0, int(pick.numel())
+
+
+def _correction_evidence(cfg, correction, note, cache, current_version, extra_rows) -> dict:
+    described = {
+        "exact": "streamed over the retained rows" + (" at every step" if cfg.update == "gradient" else ""),
+        "cached": "cache minus forgotten rows at the starting parameters, held fixed across steps",
+        "sampled": "mean gradient of a seeded sample of retained rows at the starting parameters",
+    }
+    staleness = None
+    if cache is not None and current_version is not None:
+        staleness = current_version - cache.version
+    return {
+        "mode": correction,
+        "requested": cfg.correction,
+        "retained_gradient": described[correction],
+        "cache_version": cache.version if cache is not None else None,
+        "current_version": current_version,
+        "staleness": staleness if correction == "cached" or note else None,
+        "rows_deleted_since_cache": extra_rows,
+        "note": note,
+    }
 
 
 class _Clock:

@@ -24,6 +24,16 @@ RETAINED_SAMPLE = 512  # rows in the fixed retained sample measured before and a
 EVIDENCE_SEED = 0  # seeds the choice of the retained sample (the same as UnlearnConfig's default)
 
 
+def exact_outcome() -> dict:
+    """The verdict of an exact retrain: the rows were never seen by the new parameters."""
+    return {
+        "target": {"kind": "exact"},
+        "met": True,
+        "measured": {},
+        "reason": "retrained from scratch without the forgotten rows, with the recorded recipe",
+    }
+
+
 def retrain(
     spec: ArchSpec,
     state_dict: dict[str, Tensor],
@@ -79,6 +89,7 @@ def retrain(
         "auc_trace": [],
         "forget_commitment": forget_commitment(ids, *forget),
         "sample_ids": "caller" if sample_ids is not None else "row_index",
+        "outcome": exact_outcome(),
         "note": "exact retraining without the forgotten rows",
     }
     timings["evidence_after"] = time.perf_counter() - t

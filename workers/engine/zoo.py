@@ -14,6 +14,7 @@ Features are flattened to (N, D) for logreg/mlp and reshaped to (N, C, 32, 32) f
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from math import prod
 
 import torch
 import torch.nn.functional as F
@@ -21,6 +22,7 @@ from torch import Tensor, nn
 
 ARCHITECTURES = ("logreg", "mlp", "lenet", "resnet18")
 IMAGE_SIZE = 32  # CNN inputs are (C, 32, 32)
+MAX_MLP_HIDDEN_LAYERS = 256  # deeper plain MLPs do not train; the bound also keeps building one cheap
 
 
 class ZooError(ValueError):
@@ -90,6 +92,10 @@ def normalized_config(spec: ArchSpec) -> dict:
         if key == "hidden":
             if not isinstance(value, list | tuple) or len(value) == 0:
                 raise ZooError(f"{spec.name}: config 'hidden' must be a non-empty list of widths, got {value!r}")
+            if len(value) > MAX_MLP_HIDDEN_LAYERS:
+                raise ZooError(
+                    f"{spec.name}: config 'hidden' may list at most {MAX_MLP_HIDDEN_LAYERS} layers, got {len(value)}"
+                )
             for width in value:
                 _positive_int(spec.name, key, width)
             cfg[key] = list(value)
@@ -234,6 +240,16 @@ def expected_layout(spec: ArchSpec) -> dict[str, tuple[tuple[int, ...], torch.dt
     with torch.device("meta"):
         model = build_model(spec)
     return {k: (tuple(v.shape), v.dtype) for k, v in model.state_dict().items()}
+
+
+def parameter_count(spec: ArchSpec) -> int:
+    """Numbers in the architecture's state_dict (parameters and buffers), counted without allocating them: from
+    the layer widths for logreg and mlp, from a build on the meta device for the fixed-depth CNNs."""
+    cfg = normalized_config(spec)
+    if spec.name in ("logreg", "mlp"):
+        widths = [cfg["in_features"], *cfg.get("hidden", []), cfg["num_classes"]]
+        return sum((fan_in + 1) * fan_out for fan_in, fan_out in zip(widths, widths[1:], strict=False))  # W and b
+    return sum(prod(shape) for shape, _ in expected_layout(spec).values())
 
 
 def _describe(shape: tuple[int, ...], dtype: torch.dtype) -> str:

@@ -32,6 +32,7 @@ from workers.engine import (
     unlearn,
 )
 from workers.engine.evidence import retained_sample_index, snapshot
+from workers.engine.retrain import exact_outcome
 from workers.engine.zoo import load_model
 from workers.jobs.common import PermanentError, arch_spec, device, phase, read_grad_cache
 
@@ -161,6 +162,7 @@ def _retrain(spec, model_info, state, data, retain_mask, forget_idx, on_stage) -
         "param_distance": param_distance(state, new_state),
         "checkpoint_sha256": {"before": sha256_state_dict(state), "after": sha256_state_dict(new_state)},
         "forget_commitment": forget_commitment(forget_ids, *forget),
+        "outcome": exact_outcome(),
         "timings_s": {k: round(v, 6) for k, v in {**timings, "total": time.perf_counter() - started}.items()},
         "note": "exact unlearning: retrained from scratch without the forgotten rows, with the recorded recipe",
     }

@@ -7,6 +7,7 @@ from workers.engine import (
     ZooError,
     build_model,
     expected_feature_count,
+    parameter_count,
     prepare_inputs,
     validate_checkpoint,
     validate_spec,
@@ -81,6 +82,7 @@ def test_resnet18_layout_and_forward():
         (ArchSpec("mlp", {"in_features": 64, "hidden": [8, 0], "num_classes": 10}), "positive integer"),
         (ArchSpec("logreg", {"in_features": "64", "num_classes": 10}), "in_features"),
         (ArchSpec("lenet", {"num_classes": 1}), "at least 2"),
+        (ArchSpec("mlp", {"in_features": 64, "hidden": [4] * 257, "num_classes": 10}), "at most 256 layers"),
     ],
 )
 def test_validate_spec_rejects_bad_specs(spec, fragment):
@@ -88,6 +90,26 @@ def test_validate_spec_rejects_bad_specs(spec, fragment):
         validate_spec(spec)
     assert fragment in str(err.value)
     assert isinstance(err.value, ValueError)
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [
+        ArchSpec("logreg", {"in_features": 64, "num_classes": 10}),
+        ArchSpec("mlp", {"in_features": 64, "hidden": [32, 16, 8], "num_classes": 10}),
+        ArchSpec("lenet", {"in_channels": 1, "num_classes": 7}),
+        ArchSpec("resnet18", {"in_channels": 3, "num_classes": 10}),
+    ],
+)
+def test_parameter_count_is_the_state_dict_size(spec):
+    assert parameter_count(spec) == sum(t.numel() for t in build_model(spec).state_dict().values())
+
+
+def test_parameter_count_of_huge_configs_allocates_nothing():
+    mlp = ArchSpec("mlp", {"in_features": 10**6, "hidden": [10**6] * 3, "num_classes": 10**6})
+    assert parameter_count(mlp) == 4 * (10**6 + 1) * 10**6
+    resnet = ArchSpec("resnet18", {"in_channels": 3, "num_classes": 10**10})  # built on the meta device
+    assert parameter_count(resnet) == parameter_count(ArchSpec("resnet18", {})) + 513 * (10**10 - 10)
 
 
 def test_cnn_defaults():

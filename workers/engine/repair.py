@@ -1,0 +1,216 @@
+"""Stage 2 of the targeted pipeline: a bounded repair loop over minibatches, and the poison path.
+
+Every step draws a minibatch B_r of retained rows and (all of, or a minibatch of) the forgotten rows F, so its cost
+does not depend on the size of the data set. The step's loss, by stage-2 variant (l = per-sample cross-entropy):
+
+    targeted   mean_{B_r} l + w * mean_{i in F} (l_i - q_i)^2
+               q_i is the rank-matched quantile of the stop rows' losses: the forgotten row with the k-th lowest
+               loss is pulled toward the (k + 1/2)/|F| quantile of the losses of rows the model never saw. The
+               term is zero at the target, so it cannot overshoot the way unbounded ascent does; the targets are
+               refreshed at every check.
+    neggrad+   beta * mean_{B_r} l - (1 - beta) * mean_F l          (NegGrad+, Kurmanji et al., NeurIPS 2023)
+    salun      mean_{B_r} l + mean_F l(x, random label), with gradients kept only on the salient weights: the
+               share `salun_keep` of weights with the largest |grad mean_F l| at the start (SalUn, Fan et al.,
+               ICLR 2024)
+
+Adam steps at `repair_lr`, gradients in eval mode (BatchNorm statistics and dropout untouched). Every
+`check_every` steps the loop measures the membership AUC of the forgotten rows against the stop rows and the
+accuracy on the guard rows and the retained sample. It stops once the AUC is within `auc_tolerance` of
+`target_auc`; a check that finds utility lost by more than `max_accuracy_drop` restores the last state that passed
+and halves the step size (up to `max_backtracks` times, then the loop stops). Finally, if the result is further
+from the target than the starting model, or the forgotten rows' mean loss ended below where it started, the best
+state seen (the starting one included) is restored: a deletion never leaves its rows more detectable.
+
+The poison path (purpose "poison") does not stop on membership: a retrained model gives poisoned rows an AUC near 0,
+not 0.5. It runs a fixed budget of NegGrad+ steps, then a short fine-tune on retained minibatches to restore
+utility.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from workers.engine.evidence import membership_auc
+from workers.engine.measure import Measure, utility_lost
+from workers.engine.zoo import prepare_inputs
+
+LOSS_FLOOR = 1e-3  # added to losses before the logarithm of the loss-matching term
+
+
+@dataclass
+class RepairReport:
+    steps: int = 0  # optimiser steps taken (including steps later undone)
+    stop_reason: str = "step_budget"
+    auc_trace: list[float] = field(default_factory=list)  # AUC (forget vs stop rows) at each check
+    lr_used: float = 0.0  # step size in force at the end
+    backtracks: int = 0  # checks that restored the last passing state
+    restored_best: bool = False  # the final state was replaced by the best one seen
+
+
+def noise_band(cfg, n_forget: int, n_stop: int) -> float:
+    """Largest |AUC - target| still called indistinguishable: max(auc_tolerance, z * se), se the standard error
+    of the AUC of two samples from one distribution (Mann-Whitney null, Hanley and McNeil 1982). One forgotten
+    row's AUC is its loss rank among the stop rows, uniform for a row never trained on (se about 0.29)."""
+    se = ((n_forget + n_stop + 1) / (12.0 * n_forget * n_stop)) ** 0.5
+    return max(cfg.auc_tolerance, cfg.auc_noise_z * se)
+
+
+def rank_targets(forget_losses: Tensor, reference_losses: Tensor) -> Tensor:
+    """(F,) target losses: the rank-matched quantiles of `reference_losses` for each forgotten row."""
+    f = forget_losses.numel()
+    order = torch.argsort(forget_losses)  # k-th lowest loss first
+    levels = (torch.arange(f, dtype=torch.float64) + 0.5) / f  # (F,) quantile levels
+    q = torch.quantile(reference_losses.double(), levels).float()  # (F,)
+    out = torch.empty(f)
+    out[order] = q
+    return out
+
+
+class _Batches:
+    """Minibatches of retained and forgotten rows, drawn by a seeded generator in O(batch) per draw."""
+
+    def __init__(self, spec, features, labels, retain_idx, forget_idx, cfg, device):
+        self.spec, self.features, self.labels, self.device = spec, features, labels, device
+        self.retain_idx, self.forget_idx, self.cfg = retain_idx, forget_idx, cfg
+        self.gen = torch.Generator().manual_seed(cfg.evidence_seed + 7919)
+
+    def _rows(self, idx: Tensor) -> tuple[Tensor, Tensor]:
+        x = prepare_inputs(self.spec, self.features[idx]).to(self.device)  # (b, ...)
+        y = self.labels[idx].to(device=self.device, dtype=torch.int64)  # (b,)
+        return x, y
+
+    def retained(self) -> tuple[Tensor, Tensor]:
+        n = self.retain_idx.numel()
+        pick = torch.randint(0, n, (min(self.cfg.repair_batch, n),), generator=self.gen)
+        return self._rows(self.retain_idx[pick])
+
+    def forgotten(self) -> tuple[Tensor, Tensor, Tensor]:
+        """(x, y, positions within forget_idx) of all forgotten rows, or a minibatch of them."""
+        n = self.forget_idx.numel()
+        pos = torch.arange(n)
+        if n > self.cfg.forget_batch:
+            pos = torch.randperm(n, generator=self.gen)[: self.cfg.forget_batch]
+        x, y = self._rows(self.forget_idx[pos])
+        return x, y, pos
+
+
+def _saliency_mask(model, params: dict, batches: _Batches, keep: float) -> dict[str, Tensor]:
+    """1.0 on the `keep` share of weights with the largest |grad mean_F l|, 0.0 elsewhere (SalUn's mask)."""
+    x, y, _ = batches.forgotten()
+    grads = torch.autograd.grad(F.cross_entropy(model(x), y), list(params.values()))
+    flat = torch.cat([g.abs().flatten() for g in grads])
+    k = max(1, int(round(keep * flat.numel())))
+    threshold = torch.topk(flat, k).values.min()
+    return {name: (g.abs() >= threshold).to(g.dtype) for name, g in zip(params, grads, strict=True)}
+
+
+def _loss(kind: str, model, batches: _Batches, targets: Tensor | None, cfg, num_classes: int) -> Tensor:
+    xr, yr = batches.retained()
+    retained = F.cross_entropy(model(xr), yr)
+    xf, yf, pos = batches.forgotten()
+    if kind == "targeted":
+        lf = F.cross_entropy(model(xf), yf, reduction="none")  # (b_f,)
+        gap = torch.log(lf + LOSS_FLOOR) - torch.log(targets[pos].to(lf.device) + LOSS_FLOOR)  # (b_f,)
+        return retained + cfg.forget_weight * (gap**2).mean()
+    if kind == "neggrad+":
+        return cfg.neggrad_beta * retained - (1 - cfg.neggrad_beta) * F.cross_entropy(model(xf), yf)
+    if kind == "salun":
+        shift = torch.randint(1, num_classes, yf.shape, generator=batches.gen).to(yf.device)
+        return retained + F.cross_entropy(model(xf), (yf + shift) % num_classes)  # a random wrong label
+    if kind == "finetune":
+        return retained
+    raise ValueError(f"unknown repair variant {kind!r}")
+
+
+def _snapshot(params: dict) -> dict[str, Tensor]:
+    return {k: p.detach().clone() for k, p in params.items()}
+
+
+@torch.no_grad()
+def _restore(params: dict, saved: dict[str, Tensor], measure: Measure) -> None:
+    for k, p in params.items():
+        p.copy_(saved[k])
+    measure.changed()
+
+
+def _step(model, params, opt, kind, batches, targets, cfg, num_classes, mask, measure) -> None:
+    opt.zero_grad(set_to_none=True)
+    _loss(kind, model, batches, targets, cfg, num_classes).backward()
+    if mask is not None:
+        for k, p in params.items():
+            if p.grad is not None:
+                p.grad.mul_(mask[k])
+    opt.step()
+    measure.changed()
+
+
+def repair_privacy(ctx, kind: str, start: dict, progress) -> RepairReport:
+    """The stage-2 loop for purpose "privacy". `start`: the state before stage 1 with its stop-rule figures."""
+    cfg, measure, params = ctx.cfg, ctx.measure, ctx.params
+    report = RepairReport(lr_used=cfg.repair_lr)
+    opt = torch.optim.Adam(list(params.values()), lr=cfg.repair_lr)
+    mask = _saliency_mask(ctx.model, params, ctx.batches, cfg.salun_keep) if kind == "salun" else None
+
+    def check() -> tuple[float, float]:
+        f_loss = measure(ctx.forget)[0]
+        return membership_auc(f_loss, measure(ctx.stop)[0]), float(f_loss.double().mean())
+
+    def distance(auc: float) -> float:
+        return abs(auc - cfg.target_auc)
+
+    best = {"state": start["state"], "distance": distance(start["auc"]), "auc": start["auc"]}
+    last_good = _snapshot(params)
+    if utility_lost(measure, ctx.baselines, cfg.max_accuracy_drop):
+        last_good = start["state"]  # stage 1 alone cost too much utility: a failed check goes back before it
+    auc, f_loss = check()
+    report.auc_trace.append(auc)
+    if distance(auc) <= noise_band(cfg, ctx.forget[1].numel(), ctx.stop[1].numel()):
+        report.stop_reason = "within_noise"  # after stage 1 the rows are as plausible unseen as sampling allows
+        return report
+    for step in range(cfg.repair_steps):
+        if distance(auc) <= cfg.auc_tolerance:
+            report.stop_reason = "auc_target"
+            break
+        targets = rank_targets(measure(ctx.forget)[0], measure(ctx.stop)[0]) if kind == "targeted" else None
+        for _ in range(cfg.check_every):
+            _step(ctx.model, params, opt, kind, ctx.batches, targets, cfg, ctx.num_classes, mask, measure)
+            report.steps += 1
+        progress(0.3 + 0.6 * (step + 1) / cfg.repair_steps)
+        if utility_lost(measure, ctx.baselines, cfg.max_accuracy_drop):
+            _restore(params, last_good, measure)
+            report.backtracks += 1
+            if report.backtracks > cfg.max_backtracks:
+                report.stop_reason = "utility_guard"
+                break
+            report.lr_used /= 2
+            for group in opt.param_groups:
+                group["lr"] = report.lr_used
+        else:
+            last_good = _snapshot(params)
+        auc, f_loss = check()
+        report.auc_trace.append(auc)
+        if f_loss >= start["forget_loss"] and distance(auc) < best["distance"]:
+            best = {"state": _snapshot(params), "distance": distance(auc), "auc": auc}
+    auc, f_loss = check()
+    if distance(auc) > distance(start["auc"]) or f_loss < start["forget_loss"]:
+        _restore(params, best["state"], measure)
+        report.restored_best = True
+    return report
+
+
+def repair_poison(ctx, progress) -> RepairReport:
+    """Purpose "poison": `poison_steps` NegGrad+ steps, then `finetune_steps` steps on retained rows alone."""
+    cfg, measure, params = ctx.cfg, ctx.measure, ctx.params
+    report = RepairReport(lr_used=cfg.repair_lr, stop_reason="poison_budget")
+    opt = torch.optim.Adam(list(params.values()), lr=cfg.repair_lr)
+    total = max(1, cfg.poison_steps + cfg.finetune_steps)
+    for kind, steps in (("neggrad+", cfg.poison_steps), ("finetune", cfg.finetune_steps)):
+        for _ in range(steps):
+            _step(ctx.model, params, opt, kind, ctx.batches, None, cfg, ctx.num_classes, None, measure)
+            report.steps += 1
+            progress(0.3 + 0.6 * report.steps / total)
+    return report

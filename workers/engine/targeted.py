@@ -1,0 +1,131 @@
+"""The targeted unlearning pipeline: the IAU step, a bounded repair, and a verdict against a stated target.
+
+    stage 1   one IAU step (Liu et al., 2024): a freshly created Adam(lr) step on grad mean_{D_r} l - grad mean_{D_f} l
+    stage 2   repair.repair_privacy (purpose "privacy") or repair.repair_poison (purpose "poison")
+    verdict   outcome(...): {target, met, measured, reason}
+
+Targets, by purpose:
+- privacy: the membership AUC of the forgotten rows against the holdout's stop rows (loss-threshold attack, Yeom et
+  al. 2018) within `auc_tolerance` of `target_auc` (0.5: indistinguishable from rows never trained on), and accuracy
+  on the guard rows and on the retained sample no more than `max_accuracy_drop` below where it started. The stop
+  rule reads only the stop rows, the guard only the guard rows (measure.split_holdout). Without a holdout nothing
+  can be measured and the verdict is not met.
+- poison: accuracy of the model on the forgotten rows' recorded (poisoned) labels at most `max_forget_accuracy`,
+  with the same utility condition. A retrained model no longer reproduces what poisoned rows taught; a membership
+  target would be wrong here (a retrained model gives poisoned rows an AUC near 0).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from workers.engine.evidence import membership_auc
+from workers.engine.measure import Measure, Rows, accuracy
+from workers.engine.repair import RepairReport, _Batches, noise_band, repair_poison, repair_privacy
+
+FAMILY = ("targeted", "neggrad+", "salun")  # updates that run this pipeline; they differ in the stage-2 loss
+
+
+@dataclass
+class PipelineContext:
+    cfg: object  # UnlearnConfig
+    model: torch.nn.Module
+    params: dict
+    measure: Measure
+    forget: Rows  # the forgotten rows
+    stop: Rows | None  # holdout rows the stop rule and the loss targets read
+    guard: Rows | None  # holdout rows only the utility guard reads
+    retained: Rows  # the fixed retained sample
+    baselines: list  # [(rows, starting accuracy)] the guard compares against (guard rows, retained sample)
+    batches: _Batches
+    num_classes: int
+
+
+def apply_stage1(params: dict, direction: dict[str, Tensor], lr: float) -> None:
+    """One step of a freshly created Adam(lr) on `direction` (the IAU reference update)."""
+    for k, p in params.items():
+        p.grad = direction[k].to(p.dtype)
+    torch.optim.Adam(list(params.values()), lr=lr).step()  # fresh optimiser: first-step Adam
+    for p in params.values():
+        p.grad = None
+
+
+def start_point(ctx: PipelineContext) -> dict:
+    """The starting model's stop-rule figures and a copy of its parameters (the repair never ends worse)."""
+    f_loss = ctx.measure(ctx.forget)[0]
+    auc = membership_auc(f_loss, ctx.measure(ctx.stop)[0]) if ctx.stop is not None else float("nan")
+    state = {k: p.detach().clone() for k, p in ctx.params.items()}
+    return {"state": state, "auc": auc, "forget_loss": float(f_loss.double().mean())}
+
+
+def run(ctx: PipelineContext, direction: dict[str, Tensor], progress) -> tuple[RepairReport, dict]:
+    """Stage 1 and stage 2 on ctx.model in place; returns the repair report and the starting figures."""
+    cfg = ctx.cfg
+    start = start_point(ctx)
+    apply_stage1(ctx.params, direction, cfg.lr)
+    ctx.measure.changed()
+    if cfg.purpose == "poison":
+        report = repair_poison(ctx, progress)
+    elif ctx.stop is None:
+        report = RepairReport(stop_reason="no_holdout", lr_used=cfg.repair_lr)  # nothing to steer the repair by
+    else:
+        report = repair_privacy(ctx, cfg.update, start, progress)
+    return report, start
+
+
+def _utility(ctx: PipelineContext) -> dict:
+    out = {}
+    for name, (rows, before) in zip(("guard", "retained_sample"), ctx.baselines, strict=False):
+        now = accuracy(ctx.measure, rows)
+        out[f"{name}_accuracy"] = now
+        out[f"{name}_accuracy_drop"] = None if now is None or before is None else before - now
+    return out
+
+
+def outcome(ctx: PipelineContext, start: dict) -> dict:
+    """The verdict of the current model against the purpose's target."""
+    cfg = ctx.cfg
+    utility = _utility(ctx)
+    drops = [v for k, v in utility.items() if k.endswith("_drop") and v is not None]
+    utility_ok = all(d <= cfg.max_accuracy_drop + 1e-12 for d in drops)
+    f_loss = ctx.measure(ctx.forget)[0]
+    measured = {"forget_loss": float(f_loss.double().mean()), "forget_loss_start": start["forget_loss"], **utility}
+    if cfg.purpose == "poison":
+        forget_acc = accuracy(ctx.measure, ctx.forget)
+        measured["forget_accuracy"] = forget_acc
+        target = {
+            "kind": "poison",
+            "max_forget_accuracy": cfg.max_forget_accuracy,
+            "max_accuracy_drop": cfg.max_accuracy_drop,
+        }
+        met = forget_acc <= cfg.max_forget_accuracy and utility_ok
+        reason = (
+            f"the forgotten rows' labels are reproduced on {forget_acc:.1%} of them "
+            f"(target at most {cfg.max_forget_accuracy:.1%})"
+        )
+    else:
+        target = {
+            "kind": "membership",
+            "membership_auc": cfg.target_auc,
+            "tolerance": cfg.auc_tolerance,
+            "max_accuracy_drop": cfg.max_accuracy_drop,
+        }
+        if ctx.stop is None:
+            return {
+                "target": target,
+                "met": False,
+                "measured": measured,
+                "reason": "the data set has no holdout rows: membership cannot be measured",
+            }
+        auc = membership_auc(f_loss, ctx.measure(ctx.stop)[0])
+        band = noise_band(cfg, ctx.forget[1].numel(), ctx.stop[1].numel())
+        target["band"] = band  # the tolerance in force for this many forgotten and stop rows
+        measured |= {"membership_auc": auc, "membership_auc_start": start["auc"], "stop_rows": int(ctx.stop[1].numel())}
+        met = abs(auc - cfg.target_auc) <= band + 1e-12 and utility_ok
+        reason = f"membership AUC {start['auc']:.3f} -> {auc:.3f} (target {cfg.target_auc} +/- {band:.3f})"
+    if not utility_ok:
+        reason += f"; utility fell by more than {cfg.max_accuracy_drop:.1%}"
+    return {"target": target, "met": bool(met), "measured": measured, "reason": reason}
