@@ -202,7 +202,7 @@ def markdown(results: dict, meta: dict) -> str:
 
 def main(argv: list[str] | None = None) -> dict:
     """The memorisation scenarios of the quality tables, every model also attacked with LiRA."""
-    from bench import epsilon, methods, quality
+    from bench import quality
 
     ap = report.parser(__doc__)
     add_options(ap)
@@ -213,14 +213,9 @@ def main(argv: list[str] | None = None) -> dict:
     start = time.perf_counter()
     scenarios = [sc for sc in tasks.SCENARIOS if sc.task == TASK]
     fixed = not args.per_row_variance
-    results = quality.run(device, seeds, scenarios=scenarios, shadows=count, fixed_variance=fixed)
-    if args.epsilon != "off":
-        chosen = [m for m in methods.METHODS if args.epsilon == "all" or m[0] == methods.DEFAULT]
-        for sc in scenarios:
-            start_eps = time.perf_counter()
-            per_seed = [epsilon.measure(shadows(seed, count, device), sc, seed, chosen, device) for seed in seeds]
-            results[sc.label]["epsilon"] = per_seed
-            report.log(f"lira epsilon {sc.label}: {time.perf_counter() - start_eps:.1f} s")
+    results = quality.run(
+        device, seeds, scenarios=scenarios, shadows=count, fixed_variance=fixed, epsilon_methods=args.epsilon
+    )
     meta = {
         "command": "python -m bench.lira " + " ".join(argv if argv is not None else sys.argv[1:]),
         "device": str(device),
@@ -228,14 +223,16 @@ def main(argv: list[str] | None = None) -> dict:
         "shadows": count,
         "fixed_variance": fixed,
         "epsilon": args.epsilon,
-        "shadow_seconds": sum(shadows(s, count, device).train_s for s in seeds),
+        "shadow_seconds": next(
+            (sum(e["shadow_seconds"].values()) for e in results.values() if "shadow_seconds" in e), 0
+        ),
         "seconds": time.perf_counter() - start,
         "machine": report.machine(),
     }
     text = markdown(results, meta)
     print(text)
     if not args.no_write:
-        report.write("lira", text, {"meta": meta, "results": results})
+        report.write("lira", text, {"meta": meta, "results": results}, args.out)
     return results
 
 
@@ -248,7 +245,7 @@ def add_options(ap) -> None:
         "--epsilon",
         choices=("off", "default", "all"),
         default="default",
-        help="bench.lira only: per-example epsilon for the engine default (default), every engine method, or none",
+        help="per-example epsilon (bench.epsilon) for the engine default (default), every engine method, or none",
     )
 
 

@@ -5,9 +5,9 @@ A method is (row label, kind, config). Kinds:
 - "iau": workers.engine.unlearn with the exact correction (config: an UnlearnConfig);
 - "iau-cached": the same with the cached correction, from a gradient cache built at the original (the
   per-version background job, not timed here);
-- "escalate": unlearn with the config; when its verdict says the target was not met (evidence
-  outcome.met is false), the engine's exact retrain with the scenario's recipe, as the service escalates. The
-  row then reports the retrained model and the cost of both calls;
+- "escalate": unlearn with the config (the same call as the config's own row, not repeated); when its verdict
+  says the target was not met (evidence outcome.met is false), the engine's exact retrain with the scenario's
+  recipe, as the service escalates. The row then reports the retrained model and the cost of both calls;
 - "influence": the influence-function baseline (bench.influence).
 
 Each applied method returns its state_dict, wall seconds and a dict of extras (steps, the engine's verdict).
@@ -20,22 +20,32 @@ from bench.adapter import UnlearnConfig, build_cache, load_model, prepare_inputs
 from bench.influence import InfluenceConfig, influence_unlearn
 
 ORIGINAL, RETRAIN, RETRAIN_2 = "original", "retrain (gold)", "retrain, second training seed"  # reference rows
-DEFAULT = "IAU default (engine UnlearnConfig(), multi-step)"  # the row the acceptance checks hold to targets
-ESCALATED = "IAU default, escalated to retrain when met:false"
-POISON = None  # the row of the poison purpose on the poisoned digits (none yet)
+DEFAULT = "targeted default (engine UnlearnConfig())"  # the row the acceptance checks hold to the targets
+ESCALATED = "targeted default, escalated to retrain when met:false"
+POISON = "targeted, purpose poison"  # the poison path, on the poisoned digits only
+POISON_ESCALATED = "targeted, purpose poison, escalated to retrain when met:false"
+PREVIOUS_DEFAULT = UnlearnConfig(update="gradient", auc_tolerance=0.01)  # the engine's default before the pipeline
 
 METHODS = [
-    ("IAU reference (1 Adam step, lr 1e-3)", "iau", UnlearnConfig(update="reference", lr=1e-3)),
     (DEFAULT, "iau", UnlearnConfig()),
-    ("IAU default, cached correction", "iau-cached", UnlearnConfig(correction="cached")),
+    ("targeted default, cached correction (fresh cache)", "iau-cached", UnlearnConfig(correction="cached")),
     (ESCALATED, "escalate", UnlearnConfig()),
+    ("NegGrad+ (targeted pipeline, NegGrad+ repair)", "iau", UnlearnConfig(update="neggrad+")),
+    ("SalUn-style (targeted pipeline, saliency-masked repair)", "iau", UnlearnConfig(update="salun")),
+    ("IAU reference (1 Adam step, lr 1e-3)", "iau", UnlearnConfig(update="reference", lr=1e-3)),
+    ("plain gradient, multi-step (the previous default)", "iau", PREVIOUS_DEFAULT),
     ("influence function (CG, adaptive damping from 0.01)", "influence", InfluenceConfig()),
+    (POISON, "iau", UnlearnConfig(purpose="poison")),
+    (POISON_ESCALATED, "escalate", UnlearnConfig(purpose="poison")),
 ]
 
 
 def for_scenario(sc: tasks.Scenario, methods: list) -> list:
-    """The methods that apply to a scenario (every one, today)."""
-    return list(methods)
+    """The methods that apply to a scenario: the poison purpose on the poisoned rows only, and there the
+    escalated row follows the poison path (a privacy deletion of poisoned rows is not escalated)."""
+    if sc.forget == "poison":
+        return [m for m in methods if m[0] != ESCALATED]
+    return [m for m in methods if m[0] not in (POISON, POISON_ESCALATED)]
 
 
 def verdict(evidence: dict) -> dict:
@@ -55,8 +65,15 @@ class Runner:
         self.retain = torch.ones(len(self.t.y), dtype=torch.bool)
         self.retain[self.f] = False
         self.cache = None
+        self.done: dict[str, tuple] = {}  # (result, seconds) per config: the escalated row reuses its deletion
 
     def _unlearn(self, cfg, cached: bool):
+        key = f"{cached}:{cfg!r}"
+        if key not in self.done:
+            self.done[key] = self._run_unlearn(cfg, cached)
+        return self.done[key]
+
+    def _run_unlearn(self, cfg, cached: bool):
         t = self.t
         if cached and self.cache is None:
             live = torch.ones(len(t.y), dtype=torch.bool)

@@ -85,6 +85,7 @@ def parser(doc: str, *, seeds: bool = True, quick_help: str = "one seed: a smoke
     ap.add_argument("--quick", action="store_true", help=quick_help)
     ap.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2)")
     ap.add_argument("--no-write", action="store_true", help="print only; leave docs/bench untouched")
+    ap.add_argument("--out", type=Path, default=DOCS, help="folder for the result files (default docs/bench)")
     return ap
 
 
