@@ -25,8 +25,9 @@ from bench.report import machine, write
 ORIGINAL, RETRAIN, RETRAIN_2 = methods.ORIGINAL, methods.RETRAIN, methods.RETRAIN_2
 
 
-def measure(sc: tasks.Scenario, seed: int, state: dict, z_ref_forget: torch.Tensor | None, device, attack) -> dict:
-    """Figures for one model of one scenario (LiRA figures too when `attack` is given)."""
+def measure(sc: tasks.Scenario, seed: int, state: dict, z_ref: tuple, device, attack) -> dict:
+    """Figures for one model of one scenario (LiRA figures too when `attack` is given). z_ref: the retrained
+    model's logits on the forgotten rows and on the test holdout."""
     t, f = tasks.task(sc.task, seed), tasks.forget_index(sc, seed)
     spec = tasks.spec_for(sc.task, seed)
     model = load_model(spec, state, device)
@@ -36,7 +37,8 @@ def measure(sc: tasks.Scenario, seed: int, state: dict, z_ref_forget: torch.Tens
         "holdout_acc": accuracy(z_test, t.y_test),
         "forget_acc": accuracy(z_f, t.y[f]),
         "membership_auc": membership_auc(losses(z_f, t.y[f]), losses(z_test, t.y_test)),
-        "kl_to_retrain": kl_to_reference(z_ref_forget, z_f) if z_ref_forget is not None else 0.0,
+        "kl_to_retrain": kl_to_reference(z_ref[0], z_f),
+        "kl_test_to_retrain": kl_to_reference(z_ref[1], z_test),
         "sha256": sha256_state_dict(state),
     }
     if sc.forget == "poison":
@@ -54,7 +56,8 @@ def run_seed(sc: tasks.Scenario, seed: int, device: torch.device, method_list, a
     orig, train_s = tasks.original(sc.task, seed, device)
     gold, retrain_s = tasks.retrained(sc, seed, device)
     second, second_s = tasks.retrained_second(sc, seed, device)
-    z_ref = logits(load_model(spec, gold, device), prepare_inputs(spec, t.x[f]), device)
+    gold_model = load_model(spec, gold, device)
+    z_ref = tuple(logits(gold_model, prepare_inputs(spec, x), device) for x in (t.x[f], t.x_test))
     rows = {
         ORIGINAL: measure(sc, seed, orig, z_ref, device, attack) | {"seconds": train_s, "kind": "train"},
         RETRAIN: measure(sc, seed, gold, z_ref, device, attack) | {"seconds": retrain_s, "kind": "retrain"},

@@ -7,6 +7,7 @@ COLUMNS = [
     ("forget acc", "forget_acc", 3),
     ("membership AUC", "membership_auc", 3),
     ("KL to retrain (forget rows)", "kl_to_retrain", 4),
+    ("KL to retrain (test holdout)", "kl_test_to_retrain", 4),
 ]
 NOISE_COLUMNS = [
     ("membership AUC", "membership_auc"),
@@ -71,16 +72,19 @@ def noise_floor(entry: dict, first: str, second: str) -> dict[str, list[float]]:
         if all(a is not None for a, _ in pairs):
             out[key] = [abs(a - b) for a, b in pairs]
     out["kl_to_retrain"] = [r[second]["kl_to_retrain"] for r in entry["runs"]]
+    if all("kl_test_to_retrain" in r[second] for r in entry["runs"]):
+        out["kl_test_to_retrain"] = [r[second]["kl_test_to_retrain"] for r in entry["runs"]]
     return out
 
 
 def noise_table(results: dict, first: str, second: str) -> str:
-    header = ["scenario"] + [f"|Δ {name}|" for name, _ in NOISE_COLUMNS] + ["KL(retrain || second retrain)"]
+    header = ["scenario"] + [f"|Δ {name}|" for name, _ in NOISE_COLUMNS]
+    header += ["KL(retrain || second retrain), forget rows", "the same, test holdout"]
     body = []
     for label, entry in results.items():
         floor = noise_floor(entry, first, second)
         cells = []
-        for _, key in NOISE_COLUMNS + [("", "kl_to_retrain")]:
+        for _, key in NOISE_COLUMNS + [("", "kl_to_retrain"), ("", "kl_test_to_retrain")]:
             if key not in floor:
                 cells.append("—")
                 continue
