@@ -33,7 +33,8 @@ def status(results: dict, prefix: str) -> dict:
 
 
 def test_auc_tolerance_widens_to_the_retrain_spread_but_not_below_five_hundredths():
-    # seed 0: |Δ| 0.08 > 0.05 but the two retrains differ by 0.10: passes; seed 1: |Δ| 0.06, retrains agree: fails
+    # seed 0: |Δ| 0.08 > 0.05 but the two retrains differ by 0.10: passes (not strict); seed 1: |Δ| 0.06, retrains
+    # agree: fails both ways
     results = {
         "m1": entry(
             "memorisation",
@@ -43,7 +44,12 @@ def test_auc_tolerance_widens_to_the_retrain_spread_but_not_below_five_hundredth
     }
     c = status(results, "memorisation 1%")
     assert [s["passed"] for s in c["seeds"]] == [True, False]
-    assert c["status"] == "FAIL"
+    assert [s["strict"] for s in c["seeds"]] == [False, False]
+    assert c["status"] == "FAIL" and c["strict"] == "FAIL"
+    one = {"m1": entry("memorisation", "1%", [run(figures(auc=0.53), retrain_auc=0.45, second_auc=0.55)])}
+    c = status(one, "memorisation 1%")
+    assert c["status"] == "PASS" and c["strict"] == "FAIL"
+    assert any("(strict FAIL)" in line for line in acceptance.lines(one))
 
 
 def test_holdout_more_than_one_and_a_half_points_from_retrain_fails():
@@ -68,20 +74,32 @@ def test_five_percent_passes_when_unmet_targets_escalate_to_the_retrained_checkp
 
 def test_digits_conditions_compare_with_the_original():
     near = run(figures(auc=0.855, forget=1.0, holdout=0.75, kl=1.9))
-    far = run(figures(auc=0.83, forget=1.0, holdout=0.75, kl=2.1))
+    far = run(figures(auc=0.83, forget=1.0, holdout=0.75, kl=2.1))  # the second retrain's KL: 0.3
     results = {"d": entry("digits", "1 row", [near])}
     assert status(results, "digits 1 row: every figure")["status"] == "PASS"
     assert status(results, "digits 1 row: not further")["status"] == "PASS"
     results = {"d": entry("digits", "1 row", [far])}
     assert status(results, "digits 1 row: every figure")["status"] == "FAIL"
     assert status(results, "digits 1 row: not further")["status"] == "FAIL"
+    # where two retrains differ by more than the stated point, their distance is the tolerance
+    noisy = run(figures(auc=0.83, forget=1.0, holdout=0.75, kl=0.2), retrain_auc=0.40, second_auc=0.45)
+    results = {"d": entry("digits", "1 row", [noisy])}
+    c = status(results, "digits 1 row: every figure")
+    assert c["status"] == "PASS" and c["strict"] == "FAIL"
+    # the original sits closer to the retrain than a second retrain does: that distance is the floor
+    r = run(figures(auc=0.85, forget=1.0, kl=0.001))
+    r[methods.ORIGINAL]["kl_to_retrain"], r[methods.RETRAIN_2]["kl_to_retrain"] = 0.0002, 0.003
+    c = status({"d": entry("digits", "1 row", [r])}, "digits 1 row: not further")
+    assert c["status"] == "PASS" and c["strict"] == "FAIL"
+    r[D]["kl_to_retrain"] = 0.004
+    assert status({"d": entry("digits", "1 row", [r])}, "digits 1 row: not further")["status"] == "FAIL"
 
 
 def test_a_condition_without_its_scenario_or_row_is_not_run():
     results = {"m": entry("memorisation", "1%", [run(figures())])}
     assert status(results, "digits 5%")["status"] == "NOT RUN"
     assert status(results, "poisoned digits")["status"] == "NOT RUN"
-    assert any(line.startswith("NOT RUN: poisoned digits") for line in acceptance.lines(results))
+    assert any(line.startswith("NOT RUN (strict NOT RUN): poisoned digits") for line in acceptance.lines(results))
 
 
 def test_noise_floor_is_the_distance_between_the_two_retrains():
