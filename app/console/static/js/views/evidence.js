@@ -45,7 +45,13 @@ export async function evidenceSection(deletion) {
   if (!ev) return h("p", { class: "empty" }, "The evidence appears here once the update has run.");
   const before = ev.before || {}, after = ev.after || {};
   const parts = [h("h2", {}, "Evidence")];
-  parts.push(h("p", { class: "caption" }, "Measured, not certified: approximate unlearning makes the forgotten rows look like rows the model never saw; only an exact retrain removes them by construction."));
+  const missed = ev.escalated_from;
+  if (missed) {
+    parts.push(notice("warn", `The approximate update missed its target (${missed.outcome?.reason || "no verdict"}); the model's policy retrained it from scratch without the rows. The figures below are the retrain's.`));
+  }
+  parts.push(h("p", { class: "caption" }, ev.method === "retrain"
+    ? "Exact: the model was retrained from scratch without the rows, with its recorded recipe; the figures show where the retrained model stands."
+    : "Measured, not certified: approximate unlearning makes the forgotten rows look like rows the model never saw; only an exact retrain removes them by construction."));
 
   parts.push(h("h3", {}, "Loss: forgotten rows against unseen rows"));
   if (before.loss_histogram && after.loss_histogram) {
@@ -79,12 +85,12 @@ export async function evidenceSection(deletion) {
 
   parts.push(h("h3", {}, "Cost against retraining"));
   const mine = total(ev.timings_s);
-  const retrain = ev.method === "retrain" ? null : await retrainSeconds(deletion);
+  const retrain = await retrainSeconds(deletion);
   const rows = [{ label: `this deletion (${ev.method || deletion.method})`, seconds: mine, color: COLORS.after, text: fmtSeconds(mine) }];
   if (retrain) rows.push({ label: `retraining (${retrain.source})`, seconds: retrain.seconds, color: COLORS.before, text: fmtSeconds(retrain.seconds) });
   parts.push(costBars(rows));
-  if (!retrain && ev.method !== "retrain") parts.push(h("p", { class: "caption" }, "No retraining time to compare: the model was uploaded, and no exact deletion of it has run."));
-  if (retrain && mine) parts.push(h("p", { class: "caption", "data-testid": "speedup" }, `${(retrain.seconds / Math.max(mine, 1e-9)).toFixed(1)}x the time of this deletion`));
+  if (!retrain) parts.push(h("p", { class: "caption" }, "No retraining time to compare: the model was uploaded, and no exact deletion of it has run."));
+  else if (mine && ev.method !== "retrain") parts.push(h("p", { class: "caption", "data-testid": "speedup" }, `retraining took ${(retrain.seconds / Math.max(mine, 1e-9)).toFixed(1)}x the time of this deletion`));
 
   parts.push(h("details", {}, h("summary", {}, "All evidence (JSON)"), h("pre", {}, JSON.stringify(ev, null, 2))));
   return h("section", { class: "evidence", "data-testid": "evidence" }, parts);
