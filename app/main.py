@@ -17,7 +17,7 @@ from app.core.deps import JobQueue
 from app.core.errors import Problem, install_error_handlers
 from app.core.logging import configure_logging, log_event
 from app.core.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
-from app.core.storage import BlobStore
+from app.core.storage import open_store
 from app.datasets.router import router as datasets_router
 from app.deletions.router import router as deletions_router
 from app.keys import service as keys_service
@@ -62,7 +62,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.engine = engine
     app.state.sessionmaker = sessionmaker(bind=engine, expire_on_commit=False)
-    app.state.store = BlobStore(settings.storage_dir)
+    app.state.store = open_store(settings)
     app.state.jobs = JobQueue(settings.redis_url)
     app.state.rate_limiter = RateLimiter(
         rate_per_s=settings.rate_limit_per_s, burst=settings.rate_limit_burst, redis_url=settings.redis_url
