@@ -171,13 +171,14 @@ def test_a_model_in_training_holds_compaction_off(settings):
     assert _dataset(dataset_id).num_rows == rows
 
 
+@pytest.mark.parametrize("storage", ["file", "s3"])
 def test_a_crash_before_the_switch_changes_nothing_and_the_next_run_compacts(settings, monkeypatch):
     rows = ROWS + 3  # a blob of its own: other data sets of the module's database share none
     tenant = f.make_tenant()
     dataset_id = f.make_dataset(tenant, rows=rows)
     model_id = f.trained_model(tenant, dataset_id, unlearn_defaults=f.MOVING_UPDATE)
     _delete(tenant, model_id, [2, 8])
-    store = FileBlobStore(get_settings().storage_dir)
+    store = datastore.get_store()
     old_blob = _dataset(dataset_id).blob_sha256
 
     def crash(*args, **kwargs):
@@ -200,13 +201,14 @@ def test_a_crash_before_the_switch_changes_nothing_and_the_next_run_compacts(set
     assert not store.exists(old_blob)
 
 
+@pytest.mark.parametrize("storage", ["file", "s3"])
 def test_a_crash_after_the_switch_leaves_the_old_blob_to_the_next_run(settings, monkeypatch):
     rows = ROWS + 4  # a blob of its own: other data sets of the module's database share none
     tenant = f.make_tenant()
     dataset_id = f.make_dataset(tenant, rows=rows)
     model_id = f.trained_model(tenant, dataset_id, unlearn_defaults=f.MOVING_UPDATE)
     _delete(tenant, model_id, [11])
-    store = FileBlobStore(get_settings().storage_dir)
+    store = datastore.get_store()
     old_blob = _dataset(dataset_id).blob_sha256
 
     def crash(compaction_id):
