@@ -139,11 +139,11 @@ def test_two_hosts_sharing_only_the_object_store_keep_every_guarantee(
     )
     published = {(m, v.version) for m in model_ids for v in f.versions(m)[1:]}
 
-    def applied_by():  # a worker logs an update just after its commit: wait for the last lines
+    def logged():  # a worker logs an update just after its commit: wait for the last lines
         found = [_applied(workers.log_dir / f"worker-{i}.log") for i in range(len(hosts))]
         return found if len(found[0]) + len(found[1]) >= len(published) else None
 
-    applied_by = f.wait_for(applied_by, timeout=10, what="the workers' logs")
+    applied_by = f.wait_for(logged, timeout=10, what="the workers' logs")
     assert sorted(applied_by[0] + applied_by[1]) == sorted(published), "each version made once, by one host"
     for host, applied in zip(hosts, applied_by, strict=True):
         assert applied, f"{host.name} applied no update"
