@@ -57,6 +57,7 @@ RUN --mount=type=bind,source=wheels,target=/tmp/wheels \
 COPY README.md ./
 COPY app ./app
 COPY workers ./workers
+COPY unlearn_contract ./unlearn_contract
 RUN --mount=type=secret,id=ca_bundle \
     if [ -s /run/secrets/ca_bundle ]; then export PIP_CERT=/run/secrets/ca_bundle; fi \
  && pip install --no-deps . && python -c "import torch; assert not torch.version.cuda, torch.version.cuda"
@@ -70,6 +71,7 @@ RUN --mount=type=secret,id=ca_bundle \
 COPY README.md ./
 COPY app ./app
 COPY workers ./workers
+COPY unlearn_contract ./unlearn_contract
 RUN --mount=type=secret,id=ca_bundle \
     if [ -s /run/secrets/ca_bundle ]; then export PIP_CERT=/run/secrets/ca_bundle; fi \
  && pip install --no-deps .

@@ -4,14 +4,17 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
+# The example architecture plugins (entry points in `unlearn.architectures`); the tests use them.
+PLUGINS := $(wildcard examples/plugins/*/pyproject.toml)
 
-.PHONY: install run demo test lint format services migrate bench bench-quick deploy-check images compose-check clean
+.PHONY: install run demo test lint format services migrate bench bench-quick bench-text deploy-check images compose-check clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml $(PLUGINS)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	# The pinned CPU build of torch first: a looser requirement would pull a multi-GB CUDA build.
 	$(PY) -m pip install --quiet torch==2.13.0
 	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet $(foreach p,$(PLUGINS),-e $(dir $(p)))
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -48,6 +51,10 @@ bench: install
 
 bench-quick: install
 	$(PY) -m bench --quick
+
+## Unlearning quality on the text-transformer plugin (token ids) against retraining.
+bench-text: install
+	$(PY) -m bench.text
 
 ## Check the Dockerfile and compose file without a Docker engine.
 deploy-check: install

@@ -181,6 +181,7 @@ def cmd_delete(client: UnlearnClient, args: argparse.Namespace) -> int:
         _sample_ids(args),
         reason=args.reason,
         method=args.method,
+        purpose=args.purpose,
         idempotency_key=args.idempotency_key,
     )
     if not args.wait:
@@ -273,7 +274,11 @@ def _add_wait_options(parser: argparse.ArgumentParser) -> None:
 def _add_arch_options(parser: argparse.ArgumentParser, required: bool) -> None:
     parser.add_argument("--name", required=required, help="model name")
     parser.add_argument("--dataset", required=required, help="data set id the model is trained on")
-    parser.add_argument("--arch", required=required, help="architecture from the model zoo (logreg, mlp, lenet, ...)")
+    parser.add_argument(
+        "--arch",
+        required=required,
+        help="an installed architecture (GET /v1/architectures: logreg, mlp, lenet, ... or a plugin)",
+    )
     parser.add_argument("--config", help='architecture config as JSON, e.g. \'{"in_features": 20, "num_classes": 2}\'')
 
 
@@ -329,6 +334,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ids-file", help="text file of sample ids, one per line")
     p.add_argument("--reason", help="why (kept in the audit log)")
     p.add_argument("--method", choices=["iau", "retrain"], help="iau (default on the service) or retrain (exact)")
+    p.add_argument(
+        "--purpose",
+        choices=["privacy", "poison"],
+        help="privacy (default on the service) or poison (remove what the rows taught)",
+    )
     p.add_argument("--idempotency-key", help="repeat-safe key: the same key and body return the original request")
     p.add_argument("--wait", action="store_true", help="show progress until the deletion succeeds or fails")
     _add_wait_options(p)

@@ -293,6 +293,7 @@ class UnlearnClient:
         *,
         reason: str | None = None,
         method: str | None = None,
+        purpose: str | None = None,
         idempotency_key: str | None = None,
     ) -> Deletion:
         """POST /v1/models/{id}/deletions (202). With an Idempotency-Key a repeat returns the original request,
@@ -302,6 +303,8 @@ class UnlearnClient:
             body["reason"] = reason
         if method is not None:
             body["method"] = method
+        if purpose is not None:
+            body["purpose"] = purpose
         headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
         path = f"/v1/models/{model_id}/deletions"
         return self._send("POST", path, retry=idempotency_key is not None, json=body, headers=headers).json()

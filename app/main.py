@@ -9,6 +9,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import sessionmaker
 
 from app import health
+from app.architectures.router import router as architectures_router
 from app.audit.router import init_signer
 from app.audit.router import router as audit_router
 from app.core.config import Settings, get_settings
@@ -79,6 +80,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health.router)
     app.include_router(keys_router)
     app.include_router(datasets_router)
+    app.include_router(architectures_router)
     app.include_router(models_router)
     app.include_router(deletions_router)
     app.include_router(audit_router)

@@ -78,12 +78,13 @@ JOB_KINDS = {
     "workers.jobs.deletions.apply_deletions": "deletion",
     "workers.jobs.train.train_model": "train",
     "workers.jobs.cache.refresh_cache": "cache",
+    "workers.jobs.consolidate.consolidate_model": "consolidation",
     "workers.jobs.compact.compact_dataset": "compaction",
 }
 
 
 def job_kind(job: Job) -> str:
-    """The metrics label of a job: deletion, train, cache, compaction (other for anything else)."""
+    """The metrics label of a job: deletion, train, cache, compaction, consolidation (other for anything else)."""
     try:
         return JOB_KINDS.get(job.func_name, "other")
     except Exception:  # a job whose function cannot be read still runs (and fails) through RQ

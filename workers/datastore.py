@@ -43,7 +43,7 @@ class DatasetChanged(Exception):
 
 @dataclass(frozen=True)
 class TrainingData:
-    features: Tensor  # (N, ...) float32, by position
+    features: Tensor  # (N, ...) float32, or int64 ids (token ids) when the data set stores integers; by position
     labels: Tensor  # (N,) int64
     holdout: tuple[Tensor, Tensor] | None  # (features (H, ...), labels (H,)) or None
     sample_ids: list[str]  # external id of each row, by position
@@ -66,6 +66,11 @@ def get_store() -> BlobStore:
 @lru_cache(maxsize=4)
 def _open_store(url: str | None, folder: Path, scratch: Path, cache_bytes: int) -> BlobStore:
     return open_store(get_settings())
+
+
+def _rows(features: Tensor) -> Tensor:
+    """Float features as float32; integer features (token ids) as int64."""
+    return features.to(torch.float32 if features.is_floating_point() else torch.int64)
 
 
 def load_dataset(session: Session, dataset_id: str) -> TrainingData:
@@ -94,8 +99,8 @@ def load_dataset(session: Session, dataset_id: str) -> TrainingData:
             continue  # the rows were read after a switch the blob was read before
         holdout = None
         if "holdout_features" in tensors and "holdout_labels" in tensors and tensors["holdout_labels"].numel() > 0:
-            holdout = (tensors["holdout_features"].to(torch.float32), tensors["holdout_labels"].to(torch.int64))
-        features = tensors["features"].to(torch.float32)
+            holdout = (_rows(tensors["holdout_features"]), tensors["holdout_labels"].to(torch.int64))
+        features = _rows(tensors["features"])
         data = TrainingData(features, labels, holdout, sample_ids, blob_sha256=key)
         _cache[key] = data
         while len(_cache) > _CACHE_SIZE:

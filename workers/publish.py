@@ -6,6 +6,9 @@ design.md section 5), the audit entries and the data set's due compaction (worke
 checkpoint blob is fully written. A crash before its commit leaves nothing visible; after it, the requests are
 `succeeded` and a retry does nothing. The superseded blobs are deleted right after the commit, and again by the
 reconciler if a crash came in between.
+
+A version trained from scratch on the live rows (`exact`: a retrain request, an escalation, a consolidation) also
+makes every earlier approximate removal of the model exact, in the same transaction (workers.consolidation).
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from app.core.metrics import record_failures
 from app.datasets.orm import Dataset
 from app.deletions.orm import DeletionRequest, Tombstone
 from app.models.orm import Model, ModelVersion
+from workers.consolidation import mark_covered
 from workers.datastore import get_store
 from workers.jobs.common import audit, audit_many, event
 
@@ -57,8 +61,15 @@ def publish_version(
     outcomes: list[Outcome],
     evidence_summary: dict[str, Any],
     job_id: str | None,
+    removed_by: str = "iau",
+    exact_trigger: str | None = None,
 ) -> int:
-    """Commit version base_version + 1 with everything it applied; returns the new version number."""
+    """Commit version base_version + 1 with everything it applied; returns the new version number.
+
+    `removed_by` is recorded on the requests (iau, retrain, retrain_escalated). `exact_trigger` (retrain,
+    escalation, deletions, hours) says the checkpoint was trained from scratch on the live rows: the requests and
+    every approximate removal before them become exact as of the new version."""
+
     request_ids = [o.request_id for o in outcomes]
     with session_scope() as session:
         model = session.execute(select(Model).where(Model.id == model_id).with_for_update()).scalar_one_or_none()
@@ -77,6 +88,11 @@ def publish_version(
             raise PublishConflict(f"requests no longer running: {', '.join(stale)}")
         new_version = base_version + 1
         now = utcnow()
+        if exact_trigger is not None:
+            evidence_summary = {
+                **evidence_summary,
+                "exact": {"trigger": exact_trigger, "covers_requests_through_version": new_version},
+            }
         session.add(
             ModelVersion(
                 model_id=model_id,
@@ -100,6 +116,8 @@ def publish_version(
             request.error = None
             request.finished_at = now
             request.job_id = job_id or request.job_id
+            request.removed_by = removed_by
+            request.exact_as_of_version = new_version if exact_trigger is not None else None
         session.execute(
             update(Tombstone)
             .where(
@@ -133,6 +151,9 @@ def publish_version(
             "evidence": evidence_summary,
         }
         audit_many(session, [*succeeded, created])
+        if exact_trigger is not None:
+            session.flush()
+            mark_covered(session, model=model, version=new_version, trigger=exact_trigger)
         # In the same transaction, after the new version's entries: the log reads "created N+1, purged N".
         superseded = _mark_purged(session, model, base_version, superseded_by=new_version)
     if superseded is not None:

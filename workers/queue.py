@@ -7,6 +7,7 @@ short no-op, and the reconciler may re-enqueue freely.
 Job ids:
     train-{model_id}                 one live training job per model (a second enqueue is a no-op)
     cache-{model_id}-v{version}      one live gradient-cache refresh per version
+    consolidate-{model_id}           one live consolidation (exact retrain on the live rows) per model
     del-{request_id}-{random}        a deletion job, recorded on the row of every request it was enqueued for
                                      (one request, or the first of several of one model sent together)
     compact-{dataset_id}             one waiting compaction per data set (it plans when it runs)
@@ -225,6 +226,19 @@ def enqueue_cache_refresh(model_id: str, version: int) -> str:
         force=False,
     )
     log_event(log, "job.enqueued", kind="cache", model_id=model_id, version=version, enqueued_job_id=job.id)
+    return job.id
+
+
+def enqueue_consolidation(model_id: str, *, force: bool = False) -> str:
+    """Queue a consolidation of the model (it checks again, under the model's lock, that one is due)."""
+    job = _enqueue_once(
+        "workers.jobs.consolidate.consolidate_model",
+        (model_id,),
+        f"consolidate-{model_id}",
+        description=f"consolidate model {model_id}",
+        force=force,
+    )
+    log_event(log, "job.enqueued", kind="consolidation", model_id=model_id, enqueued_job_id=job.id)
     return job.id
 
 

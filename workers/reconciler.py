@@ -7,6 +7,8 @@ Runs when a worker starts and then every Settings.reconcile_interval_s. It re-en
 - every request `running` while nobody holds its model's lock (the worker that ran it died);
 - every model in `training` with no live training job;
 - the gradient-cache refresh of each latest version that has none and no job for it;
+- a consolidation of each model due for one (K approximate removals, or the oldest standing T hours:
+  workers/jobs/consolidate.py) with no live job for it;
 
 - the compaction of every data set whose compaction is due, or whose last compaction a crash stopped half-way
   (workers.jobs.compact finishes or abandons it);
@@ -34,6 +36,7 @@ from app.deletions.orm import DeletionRequest
 from app.models.orm import Model, ModelVersion
 from workers.compaction import due_datasets
 from workers.datastore import drop_stale, get_store
+from workers.jobs.consolidate import enqueue_if_due
 from workers.locks import dataset_lock_id, is_locked
 from workers.publish import (
     blobs_in_use,
@@ -63,6 +66,7 @@ class Report:
     deletions: list[str] = field(default_factory=list)  # request ids re-enqueued
     trainings: list[str] = field(default_factory=list)  # model ids re-enqueued
     caches: list[tuple[str, int]] = field(default_factory=list)  # (model id, version) enqueued
+    consolidations: list[str] = field(default_factory=list)  # model ids whose consolidation was queued
     purged: list[tuple[str, int]] = field(default_factory=list)  # (model id, version) purged
     blobs: list[str] = field(default_factory=list)  # sha256 of purged versions' blobs deleted
     compactions: list[str] = field(default_factory=list)  # data set ids whose compaction was enqueued
@@ -125,6 +129,8 @@ def reconcile() -> Report:
         enqueue_cache_refresh(model_id, version)
         report.caches.append((model_id, version))
 
+    report.consolidations = enqueue_if_due()
+
     for model_id, version in superseded_versions():
         if not model_busy(model_id) and purge_version(model_id=model_id, version=version):
             report.purged.append((model_id, version))
@@ -143,13 +149,21 @@ def reconcile() -> Report:
     report.scratch_copies = prune_scratch()
     drop_stale()
 
-    if report.deletions or report.trainings or report.purged or report.blobs or report.compactions:
+    if (
+        report.deletions
+        or report.trainings
+        or report.consolidations
+        or report.purged
+        or report.blobs
+        or report.compactions
+    ):
         log_event(
             log,
             "reconcile.done",
             deletions=len(report.deletions),
             trainings=len(report.trainings),
             caches=len(report.caches),
+            consolidations=len(report.consolidations),
             purged=len(report.purged),
             blobs=len(report.blobs),
             compactions=len(report.compactions),

@@ -15,7 +15,15 @@ inclusion proofs have been checked (app.audit.verify.verify_receipt) and refuses
   unfinished or failed request has none), and ``forget_commitment`` is the one that evidence holds;
 - the versions: ``result_version`` is the version that entry names, and its ``version.created`` entry is in the
   receipt with the same ``checkpoint_sha256`` and a ``parent_version`` equal to ``base_version``; every
-  ``checkpoint_sha256`` a version entry in the receipt records equals the receipt's.
+  ``checkpoint_sha256`` a version entry in the receipt records equals the receipt's;
+- the verdict: ``purpose`` is the one the ``deletion.requested`` entry records ("privacy" when it records none,
+  as before purposes existed); ``outcome`` is the logged evidence's; ``removed_by`` follows from the logged
+  evidence (``retrain_escalated`` when it holds ``escalated_from``, ``retrain`` for method retrain, else ``iau``;
+  none before the request succeeded); ``exact_as_of_version`` and ``exact_version`` name one version, at or after
+  the result version (the result version itself for a retrain), whose ``version.created`` entry is in the receipt
+  and shows a retrain from scratch (its evidence's ``exact`` block covering that version or, for a version
+  published before the block existed, method ``retrain`` or ``consolidation``), with the same parent and
+  ``checkpoint_sha256``.
 
 Not bound, because the log does not record them: the request's free-text ``reason``, ``issued_at``, and a version's
 size, state and row time; an unfinished request's ``error`` (the text of a retried attempt) and ``base_version``.
@@ -114,6 +122,7 @@ def check_binding(receipt: Mapping[str, Any], entries: Sequence[Mapping[str, Any
     if receipt.get("forget_commitment") != logged_commitment:
         raise _differs("forget_commitment", receipt.get("forget_commitment"), logged_commitment, succeeded)
     _check_versions(receipt, entries, succeeded)
+    _check_verdict(receipt, entries, first, logged_evidence)
 
 
 def _check_versions(
@@ -145,3 +154,67 @@ def _check_versions(
                 logged = refs.get("checkpoint_sha256", (e.get("evidence") or {}).get("checkpoint_sha256"))
                 if logged is not None and logged != version.get("checkpoint_sha256"):
                     raise _differs(f"{name}.checkpoint_sha256", version.get("checkpoint_sha256"), logged, e)
+
+
+def _removed_by(status: Any, evidence: Mapping[str, Any] | None) -> str | None:
+    if status != "succeeded" or evidence is None:
+        return None
+    if "escalated_from" in evidence:
+        return "retrain_escalated"
+    return "retrain" if evidence.get("method") == "retrain" else "iau"
+
+
+def _retrained_from_scratch(created: Mapping[str, Any], version: int) -> bool:
+    evidence = created.get("evidence") or {}
+    exact = evidence.get("exact")
+    if isinstance(exact, Mapping):
+        return exact.get("covers_requests_through_version") == version
+    return evidence.get("method") in ("retrain", "consolidation")
+
+
+def _check_verdict(
+    receipt: Mapping[str, Any],
+    entries: Sequence[Mapping[str, Any]],
+    first: Mapping[str, Mapping[str, Any]],
+    logged_evidence: Mapping[str, Any] | None,
+) -> None:
+    request = receipt["request"]
+    requested = first["deletion.requested"]
+    logged_purpose = _at(requested, ("evidence", "purpose")) or "privacy"
+    if request.get("purpose") != logged_purpose:
+        raise _differs("request.purpose", request.get("purpose"), logged_purpose, requested)
+    succeeded = first.get("deletion.succeeded")
+    logged_outcome = (logged_evidence or {}).get("outcome")
+    if receipt.get("outcome") != logged_outcome:
+        raise _differs("outcome", receipt.get("outcome"), logged_outcome, succeeded)
+    removed_by = _removed_by(request.get("status"), logged_evidence)
+    if request.get("removed_by") != removed_by:
+        raise _differs("request.removed_by", request.get("removed_by"), removed_by, succeeded)
+
+    exact = request.get("exact_as_of_version")
+    exact_version = _mapping_or_none(receipt.get("exact_version"), "exact_version")
+    if exact is None:
+        if exact_version is not None:
+            raise VerificationError("exact_version in the receipt, but request.exact_as_of_version is null")
+        return
+    result = (_mapping_or_none(receipt.get("result_version"), "result_version") or {}).get("version")
+    if not isinstance(exact, int) or isinstance(exact, bool) or not isinstance(result, int) or exact < result:
+        raise VerificationError(f"request.exact_as_of_version {exact!r} is not a version at or after the result")
+    if removed_by in ("retrain", "retrain_escalated") and exact != result:
+        raise VerificationError("request.exact_as_of_version of a retrained request must be its result version")
+    if exact_version is None or exact_version.get("version") != exact:
+        raise VerificationError("exact_version in the receipt does not name request.exact_as_of_version")
+    made = [
+        e for e in entries if e.get("event_type") == "version.created" and (e.get("refs") or {}).get("version") == exact
+    ]
+    if not any(_retrained_from_scratch(e, exact) for e in made):
+        raise VerificationError(f"no entry shows version {exact} retrained from scratch (exact_as_of_version)")
+    parent = (made[0].get("refs") or {}).get("parent_version")
+    if exact_version.get("parent_version") != parent:
+        raise _differs("exact_version.parent_version", exact_version.get("parent_version"), parent, made[0])
+    for e in entries:
+        refs = e.get("refs") or {}
+        if e.get("event_type") in ("version.created", "version.purged") and refs.get("version") == exact:
+            logged = refs.get("checkpoint_sha256", (e.get("evidence") or {}).get("checkpoint_sha256"))
+            if logged is not None and logged != exact_version.get("checkpoint_sha256"):
+                raise _differs("exact_version.checkpoint_sha256", exact_version.get("checkpoint_sha256"), logged, e)

@@ -8,7 +8,8 @@ receipt) and stores nowhere, so a reader of the log cannot test a guessed id ("a
   JSON written as Python's default ``json.dumps`` writes it (``", "`` between items, non-ASCII as ``\\uXXXX``);
 - ``forget_commitment = sha256("unlearn-forget-commitment-v2" || u32le(len(salt)) || salt || u64le(n) ||
   the n row digests sorted)``, each row digest ``sha256(u64le(len(id)) || id UTF-8 || i64le(label) ||
-  u32le(feature dims) || i64le(each feature dim) || features as float32 little-endian)``.
+  u32le(feature dims) || i64le(each feature dim) || features as float32 little-endian)``; for integer features
+  (token ids) the dims are followed by ``b"i8"`` and the features are int64 little-endian.
 
 An opening is (ids, salt) for the first and (ids, their rows, salt) for the second: whoever holds it (the requester,
 or an auditor the requester gives it to) recomputes the value and compares. This module recomputes both with the
@@ -62,19 +63,21 @@ def _row_digest(sample_id: str, label: int, shape: bytes, row: np.ndarray) -> by
     h.update(struct.pack("<Q", len(raw)) + raw)
     h.update(struct.pack("<q", int(label)))
     h.update(shape)
-    h.update(np.ascontiguousarray(row, dtype="<f4").tobytes())
+    h.update(np.ascontiguousarray(row, dtype="<i8" if row.dtype.kind in "iu" else "<f4").tobytes())
     return h.digest()
 
 
 def forget_commitment(sample_ids: Sequence[str], features: np.ndarray, labels: np.ndarray, salt: bytes | str) -> str:
     """Hex commitment to rows (ids, features (n, ...), labels (n,)) under ``salt``; independent of row order."""
-    feats = np.asarray(features, dtype=np.float32)
+    integer = np.asarray(features).dtype.kind in "iu"  # token ids
+    feats = np.asarray(features, dtype=np.int64 if integer else np.float32)
     labs = np.asarray(labels).reshape(-1)
     if not (len(sample_ids) == labs.shape[0] == feats.shape[0]):
         raise ValueError("sample_ids, features and labels must describe the same rows")
     shape = struct.pack("<I", feats.ndim - 1 if len(sample_ids) else 0) + b"".join(
         struct.pack("<q", d) for d in feats.shape[1:]
     )
+    shape += b"i8" if integer else b""
     digests = sorted(_row_digest(sid, labs[i], shape, feats[i]) for i, sid in enumerate(sample_ids))
     raw_salt = _salt(salt)
     top = hashlib.sha256(FORGET_TAG + struct.pack("<I", len(raw_salt)) + raw_salt + struct.pack("<Q", len(digests)))

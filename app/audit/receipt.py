@@ -2,8 +2,9 @@
 
 A receipt holds the request (its sample count and the salted commitment to its sample ids, with the salt that
 opens it; never the ids), the salted commitment to the forgotten rows, the base and result versions with
-checkpoint hashes, the evidence, every audit entry that concerns the request with its inclusion proof, and the
-signed tree head those proofs lead to. The whole body is signed.
+checkpoint hashes, the verdict (`outcome`), which path removed the rows and the version retrained from scratch
+that made the removal exact (`exact_version`, once there is one), the evidence, every audit entry that concerns
+the request with its inclusion proof, and the signed tree head those proofs lead to. The whole body is signed.
 Built from plain mappings so that it does not depend on how the rows were loaded.
 """
 
@@ -22,12 +23,15 @@ REQUEST_FIELDS = (
     "tenant_id",
     "status",
     "method",
+    "purpose",
     "reason",
     "requester",
     "error",
     "created_at",
     "started_at",
     "finished_at",
+    "removed_by",
+    "exact_as_of_version",
 )
 VERSION_FIELDS = ("version", "parent_version", "checkpoint_sha256", "checkpoint_size", "state", "created_at")
 
@@ -65,6 +69,7 @@ def build_receipt(
     tree_head: Mapping[str, Any],
     signer: Signer,
     issued_at: datetime,
+    exact_version: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The signed receipt. ``audit`` items are ``{"entry": ..., "inclusion_proof": ...}`` against ``tree_head``."""
     evidence = request.get("evidence") or {}
@@ -75,6 +80,8 @@ def build_receipt(
         "forget_commitment": evidence.get("forget_commitment"),
         "base_version": version_summary(base_version),
         "result_version": version_summary(result_version),
+        "outcome": evidence.get("outcome"),
+        "exact_version": version_summary(exact_version),
         "evidence": request.get("evidence"),
         "audit": list(audit),
         "tree_head": dict(tree_head),

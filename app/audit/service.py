@@ -125,6 +125,7 @@ _REQUEST_COLUMNS = (
     "tenant_id",
     "status",
     "method",
+    "purpose",
     "reason",
     "requester",
     "error",
@@ -134,6 +135,8 @@ _REQUEST_COLUMNS = (
     "created_at",
     "started_at",
     "finished_at",
+    "removed_by",
+    "exact_as_of_version",
 )
 
 
@@ -169,8 +172,8 @@ def _logged_times(request_id: str, entries: Sequence[AuditEntry]) -> dict[str, A
 
 
 def _request_entries(session: Session, request: DeletionRequest, size: int) -> list[AuditEntry]:
-    """The request's entries and its base and result versions' entries, among the first ``size``."""
-    versions = {request.base_version, request.result_version} - {None}
+    """The request's entries and its base, result and exact versions' entries, among the first ``size``."""
+    versions = {request.base_version, request.result_version, request.exact_as_of_version} - {None}
     return [
         entry
         for entry in repository.entries_for_request(session, request_id=request.id, model_id=request.model_id)
@@ -203,6 +206,8 @@ def deletion_receipt(
     ]
     tree.check_served(session, signer, [item["entry"] for item in audit])
     fields = {c: getattr(request, c) for c in _REQUEST_COLUMNS} | _logged_times(request.id, entries)
+    if request.status != "succeeded":
+        fields["evidence"] = None  # the log records evidence only with success (an escalation's is in its entry)
     if request.sample_ids_sha256:  # the salt is derived from the service's key, never stored
         fields["commitment_salt"] = get_id_hasher().request_salt(request.id).hex()
     else:  # made before salted commitments: the unsalted one it was logged with (its ids may be hashed by now)
@@ -213,6 +218,7 @@ def deletion_receipt(
         request=fields,
         base_version=_version(session, request.model_id, request.base_version),
         result_version=_version(session, request.model_id, request.result_version),
+        exact_version=_version(session, request.model_id, request.exact_as_of_version),
         audit=audit,
         tree_head=tree.signed_tree_head(session, signer, size),
         signer=signer,

@@ -18,8 +18,12 @@ class Dataset(Base):
     # Number of training rows in the stored blob (rows erased by compaction are no longer counted) and holdout rows.
     num_rows: Mapped[int] = mapped_column(Integer)
     num_holdout: Mapped[int] = mapped_column(Integer, default=0)
-    # Shape of one row, e.g. [64] or [3, 32, 32].
+    # Shape of one row, e.g. [64], [3, 32, 32] or [L] token ids.
     feature_shape: Mapped[list[int]] = mapped_column(JSON)
+    # Stored dtype of the features: float16, bfloat16, float32, float64 or int64 (ids such as token ids).
+    feature_dtype: Mapped[str] = mapped_column(String(16), default="float32", server_default="float32")
+    # Integer features only: [smallest, largest] value over training and holdout rows; None for float features.
+    feature_range: Mapped[list[int] | None] = mapped_column(JSON, nullable=True, default=None)
     # Number of classes (max label + 1).
     num_classes: Mapped[int] = mapped_column(Integer)
     # sha256 of the stored safetensors blob (features, labels, holdout_features, holdout_labels).

@@ -1,7 +1,8 @@
 """Checks on an uploaded data set: a safetensors file (parsed with safe_open, never unpickled) holding
-`features` (float, [N, ...], every number finite, no zero-size dimension), `labels` (int64, [N], 0 to MAX_LABEL)
-and optionally `holdout_features` / `holdout_labels` (both or neither, held to the same rules, rows shaped like
-`features`); and the optional ids text (N unique non-empty lines without control characters).
+`features` ([N, ...], no zero-size dimension; float with every number finite, or int64 ids such as token ids,
+whose smallest and largest value are recorded), `labels` (int64, [N], 0 to MAX_LABEL) and optionally
+`holdout_features` / `holdout_labels` (both or neither, held to the same rules, rows shaped like `features` and of
+the same kind); and the optional ids text (N unique non-empty lines without control characters).
 
 The tensors' bytes are read in bounded chunks (numpy memory maps over the file at the offsets its header gives;
 bfloat16, which numpy lacks, is read as its 16-bit patterns), so a check never holds a whole data set in memory.
@@ -9,7 +10,7 @@ bfloat16, which numpy lacks, is read as its 16-bit patterns), so a check never h
 
 import json
 import struct
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +20,8 @@ from app.core.errors import Unprocessable
 from app.core.text import first_bad_identifiers
 
 FLOAT_DTYPES = {"F16", "BF16", "F32", "F64"}
+INT_DTYPES = {"I64"}  # integer features: ids (token ids), handed to architectures as int64
+DTYPE_NAMES = {"F16": "float16", "BF16": "bfloat16", "F32": "float32", "F64": "float64", "I64": "int64"}
 REQUIRED = ("features", "labels")
 OPTIONAL = ("holdout_features", "holdout_labels")
 MAX_SAMPLE_ID_LENGTH = 255
@@ -38,6 +41,8 @@ class DatasetInfo:
     num_holdout: int
     feature_shape: list[int]
     num_classes: int
+    feature_dtype: str = "float32"  # float16, bfloat16, float32, float64 or int64
+    feature_range: list[int] | None = None  # integer features: [smallest, largest] over training and holdout rows
 
 
 def _label_range(handle, name: str, n: int) -> tuple[int, int]:
@@ -79,6 +84,25 @@ def _non_finite_rows(path: Path, *, offset: int, shape: list[int], dtype: str) -
     return rows
 
 
+def _int_range(path: Path, meta: dict[str, tuple[list[int], str]]) -> list[int]:
+    """[smallest, largest] over the integer feature tensors, read in chunks of ROW_CHUNK_BYTES."""
+    offsets = _data_offsets(path)
+    lo, hi = None, None
+    for name in ("features", "holdout_features"):
+        if name not in meta or meta[name][0][0] == 0:
+            continue
+        shape = meta[name][0]
+        total = int(np.prod(shape))
+        data = np.memmap(path, dtype="<i8", mode="r", offset=offsets[name], shape=(total,))
+        step = ROW_CHUNK_BYTES // 8
+        for start in range(0, total, step):
+            chunk = np.asarray(data[start : start + step])
+            lo = int(chunk.min()) if lo is None else min(lo, int(chunk.min()))
+            hi = int(chunk.max()) if hi is None else max(hi, int(chunk.max()))
+        del data  # closes the map
+    return [lo, hi]
+
+
 def _check_finite(path: Path, meta: dict[str, tuple[list[int], str]]) -> None:
     offsets = _data_offsets(path)
     found: list[dict] = []
@@ -100,7 +124,9 @@ def inspect_dataset(path: Path) -> DatasetInfo:
         raise Unprocessable(f"file is not a valid safetensors file: {exc}") from None
     with handle:
         info, meta = _inspect(handle)
-    _check_finite(path, meta)
+    if info.feature_dtype == "int64":
+        return replace(info, feature_range=_int_range(path, meta))
+    _check_finite(path, meta)  # NaN and infinity exist only in float rows
     return info
 
 
@@ -121,8 +147,9 @@ def _inspect(handle) -> tuple[DatasetInfo, dict[str, tuple[list[int], str]]]:
     meta = {n: (handle.get_slice(n).get_shape(), handle.get_slice(n).get_dtype()) for n in names}
     f_shape, f_dtype = meta["features"]
     l_shape, l_dtype = meta["labels"]
-    if f_dtype not in FLOAT_DTYPES:
-        problems.append(f"features must be a float tensor, got {f_dtype}")
+    if f_dtype not in FLOAT_DTYPES | INT_DTYPES:
+        problems.append(f"features must be a float tensor or int64 ids, got {f_dtype}")
+    kind = INT_DTYPES if f_dtype in INT_DTYPES else FLOAT_DTYPES
     if len(f_shape) < 2:
         problems.append(f"features must have shape [N, ...] with at least one feature dimension, got {f_shape}")
     elif 0 in f_shape[1:]:
@@ -140,8 +167,9 @@ def _inspect(handle) -> tuple[DatasetInfo, dict[str, tuple[list[int], str]]]:
         h_shape, h_dtype = meta["holdout_features"]
         hl_shape, hl_dtype = meta["holdout_labels"]
         num_holdout = h_shape[0] if h_shape else 0
-        if h_dtype not in FLOAT_DTYPES:
-            problems.append(f"holdout_features must be a float tensor, got {h_dtype}")
+        if h_dtype not in kind:
+            want = "int64 ids like features" if kind is INT_DTYPES else "a float tensor like features"
+            problems.append(f"holdout_features must be {want}, got {h_dtype}")
         if list(h_shape[1:]) != list(f_shape[1:]) or len(h_shape) < 2:
             problems.append(f"holdout_features rows must be shaped like features rows {f_shape[1:]}, got {h_shape}")
         if hl_dtype != "I64":
@@ -160,7 +188,13 @@ def _inspect(handle) -> tuple[DatasetInfo, dict[str, tuple[list[int], str]]]:
         raise Unprocessable(
             f"labels must be >= 0 and <= {MAX_LABEL}, found {lo if lo < 0 else hi}", max_label=MAX_LABEL
         )
-    info = DatasetInfo(num_rows=n, num_holdout=num_holdout, feature_shape=list(f_shape[1:]), num_classes=hi + 1)
+    info = DatasetInfo(
+        num_rows=n,
+        num_holdout=num_holdout,
+        feature_shape=list(f_shape[1:]),
+        num_classes=hi + 1,
+        feature_dtype=DTYPE_NAMES[f_dtype],
+    )
     return info, meta
 
 

@@ -3,7 +3,7 @@
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, Integer, String, Text
+from sqlalchemy import JSON, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.core.db import Base, UTCDateTime, utcnow
@@ -23,6 +23,9 @@ class DeletionRequest(Base):
     reason: Mapped[str | None] = mapped_column(Text, default=None)
     # iau (default) | retrain (exact)
     method: Mapped[str] = mapped_column(String(16), default="iau")
+    # privacy (default: the rows must become indistinguishable from unseen ones) | poison (the behaviour the rows
+    # taught must go); picks the target of the approximate update.
+    purpose: Mapped[str] = mapped_column(String(16), default="privacy", server_default="privacy")
     # queued | running | succeeded | failed
     status: Mapped[str] = mapped_column(String(16), default="queued", index=True)
     # Free-text phase while running (e.g. "loading", "correction", "evidence", "publishing") and 0..1 progress.
@@ -33,6 +36,14 @@ class DeletionRequest(Base):
     evidence: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
     error: Mapped[str | None] = mapped_column(Text, default=None)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
+    # Set when the approximate update missed its target and the model's policy owes an exact retrain (the request
+    # is queued again for it; its evidence keeps the missed outcome under `escalated_from`).
+    escalated_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    # Which path removed the rows, once succeeded: iau | retrain | retrain_escalated.
+    removed_by: Mapped[str | None] = mapped_column(String(24), default=None)
+    # First version retrained from scratch without the rows (an exact retrain, an escalation or a consolidation);
+    # None while the removal is only approximate.
+    exact_as_of_version: Mapped[int | None] = mapped_column(Integer, default=None)
     # RQ job id of the latest enqueue (used by the reconciler to find requests with no live job).
     job_id: Mapped[str | None] = mapped_column(String(64), default=None)
     idempotency_key: Mapped[str | None] = mapped_column(String(255), default=None)
@@ -41,6 +52,9 @@ class DeletionRequest(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+
+    # Finds the approximate removals of a model (removed_by = 'iau' and exact_as_of_version IS NULL).
+    __table_args__ = (Index("ix_deletion_requests_approximate", "removed_by", "exact_as_of_version", "model_id"),)
 
 
 class Tombstone(Base):

@@ -70,7 +70,7 @@ def _create_deletion(request: Request, model_id: str, body: DeletionCreate, idem
             tenant_id=principal.tenant_id,
             idempotency_key=idempotency_key,
             scope=f"POST {request.url.path}",
-            fp=get_id_hasher().fingerprint(principal.tenant_id, body.model_dump(mode="json")),
+            fp=get_id_hasher().fingerprint(principal.tenant_id, _fingerprinted(body)),
             settings=settings,
             work=work,
         )
@@ -83,6 +83,15 @@ def with_salt(response: JSONResponse) -> JSONResponse:
     body["commitment_salt"] = service.commitment_salt(body["id"], body.get("sample_ids_sha256"))
     headers = {k: v for k, v in response.headers.items() if k.lower() not in ("content-length", "content-type")}
     return JSONResponse(body, status_code=response.status_code, headers=headers)
+
+
+def _fingerprinted(body: DeletionCreate) -> dict:
+    """The body as its Idempotency-Key fingerprint sees it: the default purpose left out, so that a request and
+    its retry compare equal whether or not they name it (and across the release that added it)."""
+    fields = body.model_dump(mode="json")
+    if fields.get("purpose") == "privacy":
+        del fields["purpose"]
+    return fields
 
 
 @router.get("/deletions/{request_id}", response_model=DeletionOut)

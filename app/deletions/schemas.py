@@ -15,6 +15,9 @@ class DeletionCreate(BaseModel):
     reason: str | None = Field(default=None, max_length=2000)
     # iau: approximate unlearning (default); retrain: exact, retrains from scratch on the remaining rows.
     method: Literal["iau", "retrain"] = "iau"
+    # privacy: the forgotten rows must become indistinguishable from rows the model never saw (membership target);
+    # poison: the behaviour the rows taught must go (a fixed removal budget, then forget-set accuracy checked).
+    purpose: Literal["privacy", "poison"] = "privacy"
 
     @field_validator("sample_ids")
     @classmethod
@@ -47,9 +50,16 @@ class DeletionOut(BaseModel):
     started_at: datetime | None
     finished_at: datetime | None
     method: str
+    purpose: str
     reason: str | None
     sample_count: int
     attempts: int
+    # The verdict: {target, met, measured, reason} (evidence.outcome); for an exact retrain the exact outcome.
+    outcome: dict[str, Any] | None
+    # Which path removed the rows: iau | retrain | retrain_escalated (null until succeeded).
+    removed_by: Literal["iau", "retrain", "retrain_escalated"] | None
+    # The first version retrained from scratch without the rows; null while the removal is only approximate.
+    exact_as_of_version: int | None
     # Salted commitment to the request's sample ids, as in the audit log (app.audit.commitments), and the hex
     # salt that opens it with the ids. Neither is stored next to the other; a replayed POST omits the salt.
     sample_ids_sha256: str | None = None

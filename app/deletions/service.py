@@ -132,6 +132,7 @@ def create_deletion(
         sample_ids_sha256=commitment,
         reason=body.reason,
         method=body.method,
+        purpose=body.purpose,
         status="queued",
         progress=0.0,
         attempts=0,
@@ -152,7 +153,12 @@ def create_deletion(
         event_type="deletion.requested",
         tenant_id=principal.tenant_id,
         refs={"request_id": request_id, "model_id": model_id},
-        evidence={"sample_count": len(ids), "method": body.method, "sample_ids_sha256": commitment},
+        evidence={
+            "sample_count": len(ids),
+            "method": body.method,
+            "purpose": body.purpose,
+            "sample_ids_sha256": commitment,
+        },
     )
     log_event(log, "deletion.requested", deletion_id=request_id, model_id=model_id, sample_count=len(ids))
     return DeletionRequest(**values)
@@ -185,9 +191,13 @@ def deletion_out(request: DeletionRequest) -> DeletionOut:
         started_at=request.started_at,
         finished_at=request.finished_at,
         method=request.method,
+        purpose=request.purpose or "privacy",
         reason=request.reason,
         sample_count=len(request.sample_ids or []),
         attempts=request.attempts,
+        outcome=(request.evidence or {}).get("outcome"),
+        removed_by=request.removed_by,
+        exact_as_of_version=request.exact_as_of_version,
         sample_ids_sha256=request.sample_ids_sha256,
         commitment_salt=commitment_salt(request.id, request.sample_ids_sha256),
     )

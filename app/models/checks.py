@@ -1,7 +1,10 @@
-"""Architecture and checkpoint checks against the engine's model zoo (workers.engine, imported lazily so the
-API starts without loading torch until a model is registered): the architecture must fit the data set and stay
-under the parameter cap (counted from its config, nothing allocated); a checkpoint must match the state_dict
-layout and hold finite numbers only (read in bounded chunks, never unpickled)."""
+"""Architecture and checkpoint checks against the installed architectures (unlearn_contract: the built-in zoo
+and the `unlearn.architectures` plugins; imported lazily so the API starts without loading torch until a model is
+registered). The config must pass the plugin's validation, the state_dict must stay under the parameter cap
+(counted from the config or on the meta device, nothing allocated), the data set's rows must fit the input
+contract, and a forward pass on the meta device must give logits (N, K) with K covering the data set's labels. A
+checkpoint must match the state_dict layout and hold finite numbers only (read in bounded chunks, never
+unpickled). Whatever a plugin raises becomes a 422 naming it; nothing is written before every check passed."""
 
 from math import prod
 from pathlib import Path
@@ -29,37 +32,49 @@ CHUNK_BYTES = 8 * 1024 * 1024  # bytes of one tensor read at a time when checkin
 
 
 def check_architecture(*, architecture: Architecture, dataset: Dataset, max_parameters: int):
-    """The zoo spec for `architecture`, after checking it can be built, has at most `max_parameters` numbers in
-    its state_dict, and fits the data set's rows and classes; raises Unprocessable naming the problem."""
-    from workers.engine import ArchSpec, ZooError, expected_feature_count, parameter_count, validate_spec
-    from workers.engine.zoo import normalized_config
+    """The resolved architecture (unlearn_contract.modules.Resolved), after checking its config, its size
+    against `max_parameters`, the data set's rows against its input contract and its output on them; raises
+    Unprocessable naming the problem."""
+    from unlearn_contract import PluginError, RowsInfo, modules
 
-    spec = ArchSpec(name=architecture.name, config=dict(architecture.config))
     try:
-        validate_spec(spec)
-        count = parameter_count(spec)
-        want = expected_feature_count(spec)
-        num_classes = normalized_config(spec)["num_classes"]
-    except ZooError as exc:
+        arch = modules.resolve(architecture.name, architecture.config)
+        count = modules.parameter_count(arch)
+    except PluginError as exc:
         raise Unprocessable(f"architecture: {exc}") from None
     if count > max_parameters:
         raise Unprocessable(
-            f"architecture {spec.name} has {count:,} parameters, more than this service's limit of "
+            f"architecture {arch.name} has {count:,} parameters, more than this service's limit of "
             f"{max_parameters:,} (UNLEARN_MAX_MODEL_PARAMETERS)",
             parameters=count,
             limit=max_parameters,
         )
-    have = prod(dataset.feature_shape)
-    if want != have:
-        raise Unprocessable(
-            f"architecture {spec.name} expects {want} numbers per row but the data set's rows have shape "
-            f"{dataset.feature_shape} ({have})"
-        )
+    value_range = tuple(dataset.feature_range) if dataset.feature_range else None
+    rows = RowsInfo(tuple(dataset.feature_shape), dataset.feature_dtype or "float32", value_range)
+    got = {"shape": list(rows.shape), "dtype": rows.dtype, "range": dataset.feature_range}
+    try:
+        contract = modules.check_rows(arch, rows)
+    except PluginError as exc:
+        raise Unprocessable(str(exc), rows=got, **_expected(arch)) from None
+    try:
+        num_classes = modules.probe_classes(arch, rows)
+    except PluginError as exc:
+        raise Unprocessable(str(exc), rows=got, expected=contract.to_json()) from None
     if num_classes < dataset.num_classes:
         raise Unprocessable(
-            f"architecture has num_classes={num_classes} but the data set's labels need {dataset.num_classes}"
+            f"architecture {arch.name} predicts {num_classes} classes but the data set's labels need "
+            f"{dataset.num_classes}"
         )
-    return spec
+    return arch
+
+
+def _expected(arch) -> dict:
+    from unlearn_contract import PluginError, modules
+
+    try:
+        return {"expected": modules.contract(arch).to_json()}
+    except PluginError:
+        return {}
 
 
 def _is_finite(handle, key: str, torch) -> bool:
@@ -79,7 +94,7 @@ def check_checkpoint(*, spec, path: Path) -> None:
     unpickled)."""
     import torch
 
-    from workers.engine import CheckpointMismatch, validate_checkpoint
+    from unlearn_contract.modules import CheckpointMismatch, validate_checkpoint
 
     try:
         handle = safe_open(str(path), framework="pt")

@@ -16,7 +16,7 @@ class Model(Base):
     tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"), index=True)
     name: Mapped[str] = mapped_column(String(200))
     dataset_id: Mapped[str] = mapped_column(ForeignKey("datasets.id"), index=True)
-    # {"name": "mlp", "config": {...}} from the model zoo.
+    # {"name": "mlp", "config": {...}}: an installed architecture (the built-in zoo or a plugin).
     architecture: Mapped[dict[str, Any]] = mapped_column(JSON)
     # Training recipe {epochs, batch_size, lr, alpha, seed} when the service trained it; None when uploaded.
     train_recipe: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)

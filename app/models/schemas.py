@@ -8,8 +8,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 class Architecture(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    # One of the zoo's architectures: logreg, mlp, lenet, resnet18.
+    # An installed architecture (GET /v1/architectures): logreg, mlp, lenet, resnet18 or a plugin's.
     name: str = Field(min_length=1, max_length=64)
+    # Validated against the architecture's config schema.
     config: dict[str, Any] = Field(default_factory=dict)
 
 
@@ -27,21 +28,40 @@ class UnlearnSettings(BaseModel):
     """This model's overrides of the engine's unlearning defaults (docs/engine.md); omitted fields keep them."""
 
     model_config = ConfigDict(extra="forbid")
-    # reference: one Adam step on grad mean_r - grad mean_f; gradient: plain-gradient steps with the AUC stop.
-    update: Literal["reference", "gradient"] | None = None
-    # reference: Adam learning rate of the single step.
+    # targeted: the IAU step, then a bounded repair over minibatches that stops on the purpose's target (the
+    # engine's default); reference: one Adam step on grad mean_r - grad mean_f; gradient: plain-gradient steps
+    # with the AUC stop; neggrad+ and salun: the alternatives the benchmark compares.
+    update: Literal["targeted", "reference", "gradient", "neggrad+", "salun"] | None = None
+    # reference, and stage 1 of the targeted family: Adam learning rate of the single step.
     lr: float | None = Field(default=None, gt=0, le=1)
     # gradient: step size, and the weight of the retained (correction) term.
     eta: float | None = Field(default=None, gt=0, le=1e4)
     retain_weight: float | None = Field(default=None, ge=0, le=1e3)
-    # gradient: step budget, membership AUC to stop at and its tolerance.
+    # gradient: step budget.
     max_steps: int | None = Field(default=None, ge=1, le=1000)
+    # The privacy target: membership AUC of forgotten vs unseen rows to reach, the tolerance around it, and how
+    # many standard errors of a no-signal AUC the band also admits (tiny forget sets).
     target_auc: float | None = Field(default=None, ge=0, le=1)
     auc_tolerance: float | None = Field(default=None, ge=0, le=1)
-    # gradient: largest accuracy drop (fraction) a step may cost before it is halved or undone.
+    auc_noise_z: float | None = Field(default=None, ge=0, le=10)
+    # The poison target: largest share of forgotten rows whose (poisoned) label the model may still reproduce.
+    max_forget_accuracy: float | None = Field(default=None, ge=0, le=1)
+    # The utility guard: largest accuracy drop (fraction) the update (a step, for gradient) may cost.
     max_accuracy_drop: float | None = Field(default=None, ge=0, le=1)
+    # Budgets of the targeted family: repair checks (privacy), NegGrad+ and fine-tune steps (poison).
+    repair_steps: int | None = Field(default=None, ge=1, le=10_000)
+    poison_steps: int | None = Field(default=None, ge=1, le=10_000)
+    finetune_steps: int | None = Field(default=None, ge=0, le=10_000)
     # rows per chunk when streaming gradients.
     chunk_size: int | None = Field(default=None, ge=1, le=1_000_000)
+    # Removal policy (app/models/policy.py, docs/outcomes.md); the engine does not read these.
+    # An unmet target: `retrain` exactly (needs the training recipe) or `report` it. Default: retrain when the
+    # service trained the model, report when it was uploaded.
+    escalate: Literal["retrain", "report"] | None = None
+    # Retrain from scratch once this many requests were removed approximately and not yet made exact (default 100).
+    consolidate_after_deletions: int | None = Field(default=None, ge=1, le=1_000_000)
+    # ... or once the oldest of them has stood this many hours (default 24).
+    consolidate_after_hours: float | None = Field(default=None, gt=0, le=8760)
 
 
 class ModelSpec(BaseModel):
@@ -66,8 +86,11 @@ class ModelOut(BaseModel):
     dataset_id: str
     architecture: dict[str, Any]
     train: dict[str, Any] | None
-    # Overrides of the engine's unlearning defaults for this model.
+    # Overrides of the engine's unlearning defaults and the removal policy fields given for this model.
     unlearn: dict[str, Any]
+    # The removal policy in force: escalate, consolidate_after_deletions, consolidate_after_hours (null for an
+    # uploaded model, which is never consolidated).
+    policy: dict[str, Any]
     # training | ready | failed
     status: Literal["training", "ready", "failed"]
     error: str | None

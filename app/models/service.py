@@ -16,7 +16,7 @@ from app.core.storage import BlobStore
 from app.core.uploads import TempUpload, keep_upload
 from app.datasets import repository as datasets_repository
 from app.datasets.orm import Dataset
-from app.models import repository
+from app.models import policy, repository
 from app.models.checks import check_architecture, check_checkpoint
 from app.models.orm import Model, ModelVersion
 from app.models.schemas import ModelOut, ModelSpec, ModelTrain, VersionOut
@@ -54,6 +54,11 @@ def _new_model(principal: Principal, spec: ModelSpec, *, status: str, recipe: di
     )
 
 
+def _plugin(arch) -> dict:
+    """Which installed code provides the architecture (recorded with the registration)."""
+    return {"version": arch.version, "source": arch.source}
+
+
 def _audit_registered(session: Session, *, principal: Principal, model: Model, evidence: dict) -> None:
     audit(
         session,
@@ -68,13 +73,18 @@ def _audit_registered(session: Session, *, principal: Principal, model: Model, e
 def register_for_training(session: Session, *, principal: Principal, body: ModelTrain, max_parameters: int) -> Model:
     """A model in status `training`; the caller enqueues its training job after commit."""
     dataset = _dataset(session, principal=principal, dataset_id=body.dataset_id)
-    check_architecture(architecture=body.architecture, dataset=dataset, max_parameters=max_parameters)
+    arch = check_architecture(architecture=body.architecture, dataset=dataset, max_parameters=max_parameters)
     model = _add_model(session, model=_new_model(principal, body, status="training", recipe=body.train.model_dump()))
-    _audit_registered(
-        session, principal=principal, model=model, evidence={"source": "train", **body.train.model_dump()}
-    )
+    evidence = {"source": "train", **body.train.model_dump(), "plugin": _plugin(arch)}
+    _audit_registered(session, principal=principal, model=model, evidence=evidence)
     log_event(log, "model.registered", model_id=model.id, source="train")
     return model
+
+
+def _check_policy(spec: ModelSpec, *, has_recipe: bool) -> None:
+    reason = policy.refusal(spec.unlearn.model_dump(exclude_none=True), has_recipe=has_recipe)
+    if reason:
+        raise Unprocessable(reason)
 
 
 def register_uploaded(
@@ -89,6 +99,7 @@ def register_uploaded(
     """A `ready` model whose version 1 is the uploaded checkpoint, validated against the architecture."""
     dataset = _dataset(session, principal=principal, dataset_id=spec.dataset_id)
     arch = check_architecture(architecture=spec.architecture, dataset=dataset, max_parameters=max_parameters)
+    _check_policy(spec, has_recipe=False)
     if upload.size == 0:
         raise Unprocessable("checkpoint is empty")
     check_checkpoint(spec=arch, path=upload.path)
@@ -108,9 +119,8 @@ def register_uploaded(
             created_at=utcnow(),
         ),
     )
-    _audit_registered(
-        session, principal=principal, model=model, evidence={"source": "upload", "checkpoint_sha256": upload.sha256}
-    )
+    evidence = {"source": "upload", "checkpoint_sha256": upload.sha256, "plugin": _plugin(arch)}
+    _audit_registered(session, principal=principal, model=model, evidence=evidence)
     keep_upload(upload, store=store)
     log_event(log, "model.registered", model_id=model.id, source="upload", sha256=upload.sha256)
     return model
@@ -158,6 +168,7 @@ def model_out(model: Model) -> ModelOut:
         architecture=model.architecture,
         train=model.train_recipe,
         unlearn=model.unlearn_defaults or {},
+        policy=policy.resolve(model.unlearn_defaults, has_recipe=model.train_recipe is not None).as_dict(),
         status=model.status,
         error=model.error,
         latest_version=model.latest_version,

@@ -6,7 +6,7 @@ migration prints how many there are; set UNLEARN_AUDIT_LEGACY_ENTRIES to that nu
 accepts them without a signature (docs/audit.md).
 
 Revision ID: 0005_audit_hardening
-Revises: 0003
+Revises: 0004_outcomes
 Create Date: 2026-11-28 10:00:00
 """
 
@@ -19,7 +19,7 @@ from alembic import op
 from app.audit.ddl import drop_hardening_ddl, hardening_ddl
 
 revision: str = "0005_audit_hardening"
-down_revision: str | Sequence[str] | None = "0003"
+down_revision: str | Sequence[str] | None = "0004_outcomes"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

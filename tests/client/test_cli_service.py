@@ -86,7 +86,8 @@ def test_whole_user_path(service, files, tmp_path):
     # The worker's counters reach the API's /metrics through the shared multi-process folder.
     assert httpx.get(f"{service.url}/metrics").status_code == 401
     metrics = httpx.get(f"{service.url}/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}"}).text
-    applied = re.search(r'^unlearn_deletions_applied_total\{method="iau"\} (\S+)$', metrics, re.MULTILINE)
+    # (method "retrain" when the approximate update missed its target and the default policy retrained)
+    applied = re.search(r'^unlearn_deletions_applied_total\{method="(?:iau|retrain)"\} (\S+)$', metrics, re.MULTILINE)
     assert applied and float(applied.group(1)) >= 1, metrics[:2000]
 
     versions = output(unlearn(service, "models", "versions", model["id"]))

@@ -199,7 +199,13 @@ def test_dockerignore_keeps_local_state_out():
     rules = dockerignore_rules()
     for path in [".venv/bin/python", "var/unlearn.db", ".git/HEAD", "tests/conftest.py", "app/__pycache__/x.pyc"]:
         assert is_ignored(path, rules), path
-    for path in ["app/main.py", "workers/engine/iau.py", "migrations/env.py", "pyproject.toml"]:
+    for path in [
+        "app/main.py",
+        "workers/engine/iau.py",
+        "unlearn_contract/zoo.py",
+        "migrations/env.py",
+        "pyproject.toml",
+    ]:
         assert not is_ignored(path, rules), path
 
 
@@ -231,7 +237,7 @@ def test_project_builds_from_what_the_image_copies(dockerfile, tmp_path):
         names = set(zf.namelist())
         (entry_points,) = [n for n in names if n.endswith(".dist-info/entry_points.txt")]
         assert "unlearn = app.cli:main" in zf.read(entry_points).decode()
-    assert {"app/main.py", "app/cli.py", "app/client.py", "workers/__main__.py"} <= names
+    assert {"app/main.py", "app/cli.py", "app/client.py", "workers/__main__.py", "unlearn_contract/zoo.py"} <= names
 
 
 def _hadolint() -> str | None:

@@ -2,8 +2,8 @@
 
 After a deletion and the compaction that follows it, no file under the storage folder holds the raw bytes of a
 deleted row's features, and no table holds a deleted sample id in plain text; the model's later deletions (iau
-and retrain) and a subject erasure still work on the compacted data set, and erase their rows the same way.
-(Consolidation, built separately, is not exercised here.)
+and retrain), a subject erasure and a consolidation still work on the compacted data set, and erase their rows
+the same way.
 """
 
 import numpy as np
@@ -15,9 +15,12 @@ from app.audit.verify import verify_receipt
 from app.core.config import get_settings
 from app.core.db import Base, session_scope
 from app.datasets.orm import DatasetCompaction
+from app.deletions.orm import DeletionRequest
+from app.models.orm import Model
 from tests.e2e.test_service import ARCH, RECIPE, poll
 from tests.helpers import digits_arrays, digits_safetensors, upload_dataset
 from tests.workers import factories as f
+from workers.jobs.consolidate import consolidate_model
 
 ROWS = 400
 PEOPLE = ["alice@example.com", "bob@example.com", "carol@example.com", "dave@example.com", "erin@example.com"]
@@ -53,6 +56,11 @@ def _assert_erased(app, x, rows, people) -> None:
     assert _storage_hits(needles) == []
     dump = _table_dump(app)
     assert [p for p in people if p in dump] == []
+
+
+def _model_requests(model_id: str) -> list[str]:
+    with session_scope() as session:
+        return list(session.scalars(select(DeletionRequest.id).where(DeletionRequest.model_id == model_id)))
 
 
 def _delete(client, model_id, ids, **extra):
@@ -128,4 +136,23 @@ def test_deleted_rows_leave_storage_and_database(client, app, workers, monkeypat
     assert status["status"] == "succeeded" and status["rows_erased"] == 1, status
     _assert_erased(app, x, rows, PEOPLE)
     assert client.get(f"/v1/datasets/{dataset['id']}").json()["num_rows"] == ROWS - 5
+
+    # an exact consolidation on the compacted data set: every approximate removal becomes exact
+    with session_scope() as session:
+        model = session.get(Model, model_id)
+        model.unlearn_defaults = {**model.unlearn_defaults, "consolidate_after_deletions": 1}
+    approximate = [
+        d["id"]
+        for d in (client.get(f"/v1/deletions/{rid}").json() for rid in _model_requests(model_id))
+        if d["status"] == "succeeded" and d["exact_as_of_version"] is None
+    ]
+    assert approximate, "the erasure's approximate removal is left for the consolidation"
+    result = consolidate_model(model_id)
+    assert "version" in result, result
+    for rid in approximate:
+        assert client.get(f"/v1/deletions/{rid}").json()["exact_as_of_version"] == result["version"]
+    latest = client.get(f"/v1/models/{model_id}/versions/latest").json()
+    assert latest["version"] == result["version"]
+    assert client.get(f"/v1/models/{model_id}/versions/{result['version'] - 1}/checkpoint").status_code == 410
+    _assert_erased(app, x, rows, PEOPLE)
     assert f.verify_audit_log() > 0

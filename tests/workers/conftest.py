@@ -1,7 +1,9 @@
-"""Fixtures for worker tests: a unique queue per test and real `python -m workers` subprocesses (procs.py)."""
+"""Fixtures for worker tests: a unique queue per test and real `python -m workers` subprocesses (procs.py); the
+forced verdict of the engine's update (outcomes.py)."""
 
 import pytest
 
+from tests.workers.outcomes import verdict  # noqa: F401 - fixture
 from tests.workers.procs import (  # noqa: F401 - fixtures
     backend_url,
     module_pg_url,

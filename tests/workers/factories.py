@@ -103,8 +103,17 @@ def make_uploaded_model(tenant_id: str, dataset_id: str, checkpoint: bytes, arch
     return model_id
 
 
-def make_deletion(tenant_id: str, model_id: str, rows: list[int], *, method: str = "iau") -> str:
-    """A queued request and its pending tombstones, committed together as the API does."""
+def make_deletion(
+    tenant_id: str,
+    model_id: str,
+    rows: list[int],
+    *,
+    method: str = "iau",
+    purpose: str = "privacy",
+    escalated: bool = False,
+) -> str:
+    """A queued request and its pending tombstones, committed together as the API does (`escalated`: as the
+    worker leaves a request whose update missed its target)."""
     request_id = str(uuid.uuid4())
     with session_scope() as session:
         session.add(
@@ -114,7 +123,10 @@ def make_deletion(tenant_id: str, model_id: str, rows: list[int], *, method: str
                 model_id=model_id,
                 sample_ids=[f"user-{i}" for i in rows],
                 method=method,
+                purpose=purpose,
                 status="queued",
+                stage="escalated" if escalated else None,
+                escalated_at=utcnow() if escalated else None,
                 created_at=utcnow(),
             )
         )

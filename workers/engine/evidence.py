@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from workers.engine.zoo import ArchSpec, load_model, prepare_inputs
+from workers.engine.zoo import ArchSpec, load_model, prepare_inputs, train_mode
 
 EVAL_CHUNK = 1024  # rows per forward pass when measuring
 COMMITMENT_TAG = b"unlearn-forget-commitment-v2"
@@ -42,7 +42,8 @@ def per_sample_losses(
         logits = model(x)  # (c, K)
         losses.append(F.cross_entropy(logits, y, reduction="none").float().cpu())
         correct.append((logits.argmax(dim=1) == y).cpu())
-    model.train(was_training)
+    if was_training:
+        train_mode(model)  # frozen submodules stay in eval mode
     if not losses:
         return torch.zeros(0), torch.zeros(0, dtype=torch.bool)
     return torch.cat(losses), torch.cat(correct)
@@ -97,20 +98,25 @@ def forget_commitment(sample_ids: list[str], features: Tensor, labels: Tensor, s
     """Salted sha256 commitment to the forgotten rows: ids and content, canonical and independent of row order.
 
     Each row hashes to sha256(len(id) | id utf-8 | label int64 | shape | features as float32 little-endian);
-    the row digests are sorted and hashed together under a version tag with the salt (length-prefixed) and the
-    row count. ``salt`` is the request's salt, which its requester is given so that it can open the commitment
-    (app.audit.commitments checks one); None draws a fresh random salt that is kept nowhere, so the value hides
-    the rows from anyone guessing them and can be opened by nobody.
+    integer features (token ids) hash as int64 little-endian instead, after the shape and the tag b"i8" (float32
+    would round ids above 2^24). The row digests are sorted and hashed together under a version tag with the salt
+    (length-prefixed) and the row count. ``salt`` is the request's salt, which its requester is given so that it
+    can open the commitment (app.audit.commitments checks one); None draws a fresh random salt that is kept
+    nowhere, so the value hides the rows from anyone guessing them and can be opened by nobody.
     """
     if len(sample_ids) != labels.shape[0] or features.shape[0] != labels.shape[0]:
         raise ValueError("sample_ids, features and labels must describe the same rows")
     salt = os.urandom(SALT_BYTES) if salt is None else bytes(salt)
     if len(salt) < 16:
         raise ValueError("a commitment salt has at least 16 bytes")
-    feats = features.detach().to("cpu", torch.float32).contiguous()
+    integer = not (features.is_floating_point() or features.is_complex() or features.dtype == torch.bool)
+    feats = features.detach().to("cpu", torch.int64 if integer else torch.float32).contiguous()
     shape = struct.pack("<I", feats[0].dim() if len(sample_ids) else 0) + b"".join(
         struct.pack("<q", s) for s in feats.shape[1:]
     )
+    if integer:
+        shape += b"i8"
+    row_format = "<i8" if integer else "<f4"
     digests = []
     for i, sid in enumerate(sample_ids):
         raw = str(sid).encode("utf-8")
@@ -118,7 +124,7 @@ def forget_commitment(sample_ids: list[str], features: Tensor, labels: Tensor, s
         h.update(struct.pack("<Q", len(raw)) + raw)
         h.update(struct.pack("<q", int(labels[i])))
         h.update(shape)
-        h.update(feats[i].numpy().astype("<f4", copy=False).tobytes())
+        h.update(feats[i].numpy().astype(row_format, copy=False).tobytes())
         digests.append(h.digest())
     top = hashlib.sha256(COMMITMENT_TAG + struct.pack("<I", len(salt)) + salt + struct.pack("<Q", len(digests)))
     for d in sorted(digests):
@@ -149,7 +155,8 @@ def snapshot(
     if holdout is not None and holdout[1].shape[0] > 0:
         h_loss, h_ok = losses(holdout)
         out["holdout"] = _summary(h_loss, h_ok)
-        out["membership_auc"] = membership_auc(f_loss, h_loss)
+        auc = membership_auc(f_loss, h_loss)
+        out["membership_auc"] = None if auc != auc else auc  # no forgotten rows left to measure (compacted): None
     return out
 
 

@@ -68,7 +68,7 @@ from workers.engine.repair import _Batches
 from workers.engine.targeted import FAMILY, PipelineContext, start_point
 from workers.engine.targeted import outcome as verdict
 from workers.engine.targeted import run as run_targeted
-from workers.engine.zoo import ArchSpec, load_model
+from workers.engine.zoo import ArchSpec, load_model, trainable_summary
 
 
 @dataclass
@@ -249,6 +249,7 @@ def unlearn(
         "hyperparameters": asdict(cfg),
         "device": str(device),
         "rows": {"live": n_live, "forget": n_f, "retained": n_r, "retained_sample": int(sample_idx.numel())},
+        "parameters": trainable_summary(model),  # numbers the update could change, and the frozen ones
         "holdout_split": {
             "stop_rows": 0 if stop is None else int(stop[1].numel()),
             "guard_rows": 0 if guard is None else int(guard[1].numel()),

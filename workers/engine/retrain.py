@@ -18,7 +18,7 @@ from workers.engine.device import synchronize
 from workers.engine.evidence import forget_commitment, param_distance, retained_sample_index, snapshot
 from workers.engine.iau import UnlearnResult, check_rows
 from workers.engine.train import TrainConfig, train
-from workers.engine.zoo import ArchSpec, load_model
+from workers.engine.zoo import ArchSpec, load_model, trainable_summary
 
 RETAINED_SAMPLE = 512  # rows in the fixed retained sample measured before and after
 EVIDENCE_SEED = 0  # seeds the choice of the retained sample (the same as UnlearnConfig's default)
@@ -56,7 +56,8 @@ def retrain(
     forget = (features[forget_idx], labels[forget_idx])
     sample_idx = retained_sample_index(retain_idx, RETAINED_SAMPLE, EVIDENCE_SEED)
     retained = (features[sample_idx], labels[sample_idx])
-    before = snapshot(load_model(spec, state_dict, device), spec, forget, retained, holdout)
+    original = load_model(spec, state_dict, device)
+    before = snapshot(original, spec, forget, retained, holdout)
     synchronize(device)
     timings["evidence_before"] = time.perf_counter() - start
 
@@ -79,6 +80,7 @@ def retrain(
             "retained": int(retain_idx.numel()),
             "retained_sample": int(sample_idx.numel()),
         },
+        "parameters": trainable_summary(original),  # numbers training changed, and the frozen ones
         "before": before,
         "after": after,
         "param_distance": param_distance(state_dict, new_state),

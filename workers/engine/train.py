@@ -8,6 +8,10 @@ with l the per-sample cross-entropy. The penalty is differentiated through (doub
 influence of any single sample small so that one IAU update can remove it. alpha = 0 disables the penalty and
 skips the double backward. The optimiser is Adam. Training is seeded (initialisation and shuffling) and
 deterministic on the CPU; it is also the exact `retrain` method (train on the retained rows with the recipe).
+
+Only the parameters the architecture lets the engine change are optimised (and enter the penalty); frozen
+submodules (e.g. a pretrained backbone) keep their values and stay in eval mode, so their BatchNorm statistics
+do not move either.
 """
 
 from __future__ import annotations
@@ -19,7 +23,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from workers.engine.zoo import ArchSpec, build_model, load_model, prepare_inputs
+from workers.engine.zoo import ArchSpec, load_model, prepare_inputs, train_mode
+from workers.engine.zoo import init_state as _init_state
 
 _NORM_EPS = 1e-12  # added under the square root of the gradient norm
 
@@ -35,11 +40,9 @@ class TrainConfig:
 
 
 def init_state(spec: ArchSpec, seed: int) -> dict[str, Tensor]:
-    """Seeded initial parameters, drawn on the CPU so every device starts from the same point."""
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        model = build_model(spec)
-    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+    """Seeded initial parameters, drawn on the CPU so every device starts from the same point (with the
+    architecture's pretrained tensors in place)."""
+    return _init_state(spec, seed)
 
 
 def train(
@@ -56,10 +59,10 @@ def train(
         raise ValueError("cannot train on zero rows")
     if features.shape[0] != n:
         raise ValueError(f"features have {features.shape[0]} rows but labels have {n}")
-    x_all = prepare_inputs(spec, features)  # (N, D) or (N, C, 32, 32), on the CPU
+    x_all = prepare_inputs(spec, features)  # (N, ...) float32 or int64, on the CPU
     y_all = labels.to(torch.int64)  # (N,)
 
-    model = load_model(spec, init_state(spec, cfg.seed), device).train()
+    model = train_mode(load_model(spec, init_state(spec, cfg.seed), device))
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     gen = torch.Generator().manual_seed(cfg.seed)

@@ -22,7 +22,7 @@ from app.core.config import get_settings
 from app.core.logging import job_id_var, log_event
 from app.core.metrics import observe_phase
 from workers.datastore import get_store
-from workers.engine import ArchSpec, checkpoint_bytes, load_checkpoint, resolve_device
+from workers.engine import ArchSpec, ZooError, checkpoint_bytes, load_checkpoint, resolve_device, validate_spec
 
 log = logging.getLogger("workers.jobs")
 
@@ -101,7 +101,14 @@ def audit_many(session: Session, entries: list[dict[str, Any]]) -> None:
 
 
 def arch_spec(architecture: dict[str, Any]) -> ArchSpec:
-    return ArchSpec(name=architecture["name"], config=dict(architecture.get("config") or {}))
+    """The model's architecture, resolved through the architectures installed in this worker; one that is not
+    installed here (or whose config this version refuses) is a permanent failure, named."""
+    spec = ArchSpec(name=architecture["name"], config=dict(architecture.get("config") or {}))
+    try:
+        validate_spec(spec)
+    except ZooError as exc:
+        raise PermanentError(f"architecture: {exc}") from None
+    return spec
 
 
 def read_checkpoint(sha256: str) -> dict[str, Tensor]:

@@ -1,15 +1,11 @@
 """Apply deletion requests to a model: lock, coalesce, unlearn, publish, purge (design.md sections 1, 3, 5).
 
 One job is enqueued per deletion request, but whichever job holds the model's lock applies everything that is
-waiting for that model, oldest first:
-
-- `iau` requests that queue up behind a running update are coalesced into one update over the union of their
-  rows (the IAU update is additive over forgotten samples);
-- `retrain` requests are applied one at a time by training from scratch on the retained rows with the model's
-  recorded recipe;
-- a request left `running` by a worker that died is taken over (the lock being free proves nobody works on it);
-- a request waiting to retry after a failed attempt (stage `retry_wait`) is applied alone, only by its own
-  retry job, so one bad request cannot fail the others twice and backoff is respected.
+waiting for that model, oldest first, one update at a time (workers/jobs/batches.py says which requests share an
+update: coalesced `iau` requests of one purpose, every escalated request in one exact retrain, a `retrain` or a
+retry alone). A request left `running` by a worker that died is taken over (the lock being free proves nobody
+works on it). An `iau` update whose verdict missed its target is handed to workers/jobs/escalate.py instead of
+being published; after a job published anything, a consolidation is queued if the model is due.
 
 A job whose request was taken over by the lock holder stops waiting and does nothing.
 """
@@ -18,7 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import time
-from dataclasses import dataclass
 
 import torch
 from sqlalchemy import func, select, update
@@ -29,25 +24,21 @@ from app.core.metrics import observe_phase, record_failures, record_update
 from app.deletions.orm import DeletionRequest
 from app.models.orm import Model, ModelVersion
 from workers.datastore import TrainingData, live_mask, load_dataset, request_rows
+from workers.jobs import escalate
+from workers.jobs.batches import RETRY_WAIT, Batch, next_batch
 from workers.jobs.common import PermanentError, audit_many, current_job_id, event, phase, short_error, write_checkpoint
 from workers.jobs.updates import request_evidence, run_update
 from workers.locks import LockUnavailable, model_lock
 from workers.publish import Outcome, delete_blob_if_unused, fail_requests, model_exists, publish_version
 
-RETRY_WAIT = "retry_wait"  # stage of a queued request waiting for its retry job
 RETRY_BACKOFF_S = (2.0, 10.0, 60.0, 300.0)  # delay before retry k (1-based); the last value repeats
 MAX_ROUNDS = 50  # updates one job applies before leaving the rest to the jobs queued behind it
 PROGRESS_EVERY_S = 0.5  # least seconds between two progress writes
+ESCALATED = 0  # what _apply_batch returns when the update missed its target and a retrain is owed instead
 
 
 def retry_delay(attempt: int) -> float:
     return RETRY_BACKOFF_S[min(attempt, len(RETRY_BACKOFF_S)) - 1]
-
-
-@dataclass
-class Batch:
-    request_ids: list[str]
-    method: str  # iau | retrain
 
 
 def apply_deletions(model_id: str, request_id: str | None = None) -> dict:
@@ -69,15 +60,20 @@ def apply_deletions(model_id: str, request_id: str | None = None) -> dict:
     try:
         with model_lock(model_id, give_up=taken_over):
             for _ in range(MAX_ROUNDS):
-                batch = _next_batch(model_id, job_id)
+                batch = next_batch(model_id, job_id)
                 if batch is None:
                     break
                 version = _apply_batch(model_id, batch, job_id)
                 if version is None:
                     break  # a failed attempt: the jobs queued behind this one carry on
-                applied.append(version)
+                if version != ESCALATED:
+                    applied.append(version)
     except LockUnavailable:
         event("deletion.taken_over", model_id=model_id, deletion_id=request_id)
+    if applied:
+        from workers.jobs.consolidate import enqueue_if_due
+
+        enqueue_if_due(model_id)
     return {"model_id": model_id, "versions": applied}
 
 
@@ -89,48 +85,9 @@ def _settled(request_id: str) -> bool:
     return status in ("succeeded", "failed")
 
 
-def _next_batch(model_id: str, job_id: str | None) -> Batch | None:
-    """Under the lock: the next update to apply, failing requests that ran out of attempts."""
-    settings = get_settings()
-    max_attempts = settings.max_attempts
-    with session_scope() as session:
-        waiting = list(
-            session.execute(
-                select(DeletionRequest)
-                .where(DeletionRequest.model_id == model_id, DeletionRequest.status.in_(("queued", "running")))
-                .order_by(DeletionRequest.created_at, DeletionRequest.id)
-            ).scalars()
-        )
-    exhausted = {
-        r.id: f"gave up after {r.attempts} attempts; last: {r.error or 'the worker stopped during the update'}"
-        for r in waiting
-        if r.status == "running" and r.attempts >= max_attempts
-    }
-    if exhausted:
-        fail_requests(model_id=model_id, reasons=exhausted)
-    batch: list[DeletionRequest] = []
-    for r in waiting:
-        if r.id in exhausted:
-            continue
-        retry = r.status == "queued" and r.stage == RETRY_WAIT
-        if retry and r.job_id != job_id:
-            continue  # waits for its own retry job
-        alone = retry or r.method == "retrain"
-        if not batch:
-            batch.append(r)
-            if alone:
-                break
-        elif alone or (settings.max_coalesce and len(batch) >= settings.max_coalesce):
-            break
-        else:
-            batch.append(r)
-    if not batch:
-        return None
-    return Batch(request_ids=[r.id for r in batch], method=batch[0].method)
-
-
 def _apply_batch(model_id: str, batch: Batch, job_id: str | None) -> int | None:
-    """One update. Returns the published version, or None when the attempt failed."""
+    """One update. Returns the published version, ESCALATED when the update missed its target and its requests
+    now wait for an exact retrain, or None when the attempt failed."""
     settings = get_settings()
     attempts = _mark_running(model_id, batch, job_id)
     try:
@@ -265,7 +222,8 @@ class _Progress:
 
 
 def _run_and_publish(model_id: str, batch: Batch, job_id: str | None) -> int:
-    """Run the update and commit the new version (purging the superseded one); returns the new version."""
+    """Run the update and commit the new version (purging the superseded one); returns the new version, or
+    ESCALATED when nothing was published because an exact retrain is owed instead."""
     progress = _Progress(batch.request_ids)
     load_started = time.perf_counter()
     with session_scope() as session:
@@ -310,10 +268,14 @@ def _run_and_publish(model_id: str, batch: Batch, job_id: str | None) -> int:
         live=live,
         forget_idx=forget_idx,
         on_stage=progress.stage,
+        purpose=batch.purpose,
     )
     for name, seconds in (result.evidence.get("timings_s") or {}).items():
         if name != "total":  # the engine's phases; "total" is their sum
             observe_phase("deletion", name, seconds)
+    if batch.method == "iau" and escalate.review(result.evidence, model_info):
+        escalate.escalate(model_id=model_id, request_ids=batch.request_ids, evidence=result.evidence, job_id=job_id)
+        return ESCALATED
     progress.stage("publishing", 0.95)
     with phase("deletion", "write"):
         sha, size = write_checkpoint(result.state_dict)
@@ -322,6 +284,10 @@ def _run_and_publish(model_id: str, batch: Batch, job_id: str | None) -> int:
             Outcome(request_id=rid, evidence=request_evidence(result, data, rid, rows[rid], batch.request_ids))
             for rid in batch.request_ids
         ]
+        if batch.escalated:
+            missed = escalate.missed_outcomes(batch.request_ids)
+            for o in outcomes:
+                o.evidence["escalated_from"] = missed.get(o.request_id) or {}
     try:
         with phase("deletion", "publish"):
             new_version = publish_version(
@@ -332,6 +298,8 @@ def _run_and_publish(model_id: str, batch: Batch, job_id: str | None) -> int:
                 outcomes=outcomes,
                 evidence_summary={**result.evidence, "applied_requests": list(batch.request_ids)},
                 job_id=job_id,
+                removed_by="retrain_escalated" if batch.escalated else batch.method,
+                exact_trigger=("escalation" if batch.escalated else "retrain") if batch.method == "retrain" else None,
             )
     except BaseException:
         with contextlib.suppress(Exception):  # nothing was published: drop the unreferenced blob if we can

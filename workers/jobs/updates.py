@@ -6,6 +6,9 @@
   staleness in versions.
 - retrain: `workers.engine.train` from scratch on the retained rows with the recipe the model was trained with
   (the gold standard). A model registered from an uploaded checkpoint has no recipe: a permanent failure.
+
+Either way the evidence carries `outcome: {target, met, measured, reason}`: the engine's verdict for iau (its
+target depends on the requests' `purpose`), and the exact outcome for a retrain.
 """
 
 from __future__ import annotations
@@ -61,6 +64,7 @@ def run_update(
     live: Tensor,
     forget_idx: Tensor,
     on_stage: StageFn,
+    purpose: str = "privacy",
 ) -> UpdateResult:
     retain_mask = live.clone()  # (N,) bool
     retain_mask[forget_idx] = False
@@ -72,15 +76,15 @@ def run_update(
     if method == "retrain":
         result = _retrain(spec, model_info, state, data, retain_mask, forget_idx, on_stage)
     elif method == "iau":
-        result = _iau(spec, model_info, base_info, state, data, retain_mask, forget_idx, on_stage)
+        result = _iau(spec, model_info, base_info, state, data, retain_mask, forget_idx, on_stage, purpose)
     else:
         raise PermanentError(f"unknown deletion method {method!r}")
     result.evidence["base_version"] = base_info["version"]
     return result
 
 
-def _iau(spec, model_info, base_info, state, data, retain_mask, forget_idx, on_stage) -> UpdateResult:
-    defaults = dict(model_info["unlearn_defaults"])
+def _iau(spec, model_info, base_info, state, data, retain_mask, forget_idx, on_stage, purpose) -> UpdateResult:
+    defaults = {**model_info["unlearn_defaults"], "purpose": purpose}
     cache, cache_note = None, None
     cache_sha = base_info["grad_cache_sha256"]
     wants = defaults.get("correction")
@@ -112,6 +116,7 @@ def _iau(spec, model_info, base_info, state, data, retain_mask, forget_idx, on_s
         on_progress=lambda f: on_stage("unlearning", 0.1 + 0.8 * f, force=False),
     )
     evidence = dict(result.evidence)
+    evidence.setdefault("purpose", purpose)
     if cache_note:
         evidence["correction"] = {**evidence.get("correction", {}), "note": cache_note}
     return UpdateResult(state_dict=result.state_dict, evidence=evidence)
@@ -163,11 +168,24 @@ def _retrain(spec, model_info, state, data, retain_mask, forget_idx, on_stage) -
         "param_distance": param_distance(state, new_state),
         "checkpoint_sha256": {"before": sha256_state_dict(state), "after": sha256_state_dict(new_state)},
         "forget_commitment": forget_commitment(forget_ids, *forget),
-        "outcome": exact_outcome(),
         "timings_s": {k: round(v, 6) for k, v in {**timings, "total": time.perf_counter() - started}.items()},
         "note": "exact unlearning: retrained from scratch without the forgotten rows, with the recorded recipe",
+        "outcome": measured_exact_outcome(after),
     }
     return UpdateResult(state_dict=new_state, evidence=evidence)
+
+
+def measured_exact_outcome(after: dict[str, Any]) -> dict[str, Any]:
+    """The engine's verdict of an exact retrain (met by construction) with `measured` filled from the evidence
+    taken after it, for comparison with approximate updates."""
+    return {
+        **exact_outcome(),
+        "measured": {
+            "membership_auc": after.get("membership_auc"),
+            "forget_accuracy": (after.get("forget") or {}).get("accuracy"),
+            "holdout_accuracy": (after.get("holdout") or {}).get("accuracy"),
+        },
+    }
 
 
 def request_evidence(

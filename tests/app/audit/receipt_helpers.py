@@ -47,6 +47,9 @@ REQUEST = {
     "created_at": RECEIPT_LOG[1]["created_at"],
     "started_at": RECEIPT_LOG[2]["created_at"],
     "finished_at": RECEIPT_LOG[4]["created_at"],
+    "purpose": "privacy",
+    "removed_by": "iau",
+    "exact_as_of_version": None,
 }
 BASE = {"version": 1, "parent_version": None, "checkpoint_sha256": "11" * 32, "checkpoint_size": 10, "state": "purged"}
 RESULT = {

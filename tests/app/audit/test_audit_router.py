@@ -101,8 +101,11 @@ def test_consistency_between_heads(client, make_key):
     assert_problem(client.get("/v1/audit/tree-head", params={"size": 10**9}), 422)
 
 
-def _seed_deletion(app, tenant_id: str) -> str:
-    """A model with versions 1 (purged) and 2, and a succeeded deletion, as the service records them."""
+def _seed_deletion(
+    app, tenant_id: str, *, created_evidence: dict | None = None, exact_as_of_version: int | None = None
+) -> str:
+    """A model with versions 1 (purged) and 2, and a succeeded deletion, as the service records them
+    (`created_evidence`: the evidence of version 2's version.created entry)."""
     ids = [str(uuid.uuid4()) for _ in range(3)]
     dataset_id, model_id, request_id = ids
     now = datetime.now(UTC)
@@ -125,7 +128,8 @@ def _seed_deletion(app, tenant_id: str) -> str:
                                checkpoint_size=10, state=state))  # fmt: skip
         s.add(DeletionRequest(id=request_id, tenant_id=tenant_id, model_id=model_id, sample_ids=sample_ids,
                               status="succeeded", base_version=1, result_version=2, evidence=evidence,
-                              requester="key-1", started_at=now, finished_at=now))  # fmt: skip
+                              requester="key-1", started_at=now, finished_at=now, removed_by="iau",
+                              exact_as_of_version=exact_as_of_version))  # fmt: skip
         s.flush()
         requested = {"sample_count": 2, "method": "iau", "sample_ids_sha256": commit_sample_ids(sample_ids)}
         created = {"model_id": model_id, "version": 2, "parent_version": 1, "checkpoint_sha256": "22" * 32}
@@ -133,7 +137,7 @@ def _seed_deletion(app, tenant_id: str) -> str:
             ("key-1", "deletion.requested", refs, requested),
             ("worker", "deletion.started", refs | {"base_version": 1}, {}),
             ("worker", "deletion.succeeded", refs | {"version": 2}, evidence),
-            ("worker", "version.created", created, {}),
+            ("worker", "version.created", created, created_evidence or {}),
             ("worker", "version.purged", {"model_id": model_id, "version": 1, "checkpoint_sha256": "11" * 32}, {}),
         ]
         for actor, event_type, r, ev in audit:
@@ -181,3 +185,19 @@ def test_receipt_verifies_offline(app, client, root_client, tenant, tmp_path):
     assert_problem(client.get(f"/v1/deletions/{uuid.uuid4()}/receipt"), 404)
     reader = client.post("/v1/keys", json={"name": "r", "role": "reader"}).json()["key"]
     assert_problem(client.get(f"/v1/deletions/{request_id}/receipt", headers=auth(reader)), 403)
+
+
+def test_receipt_claiming_exactness_needs_a_retrain_from_scratch_in_the_log(app, client, tenant):
+    key = public_key(client)
+    for created in ({"method": "retrain"}, {"method": "iau", "exact": {"covers_requests_through_version": 2}}):
+        request_id = _seed_deletion(app, tenant["id"], created_evidence=created, exact_as_of_version=2)
+        receipt = client.get(f"/v1/deletions/{request_id}/receipt").json()
+        assert receipt["request"]["exact_as_of_version"] == 2 and receipt["exact_version"]["version"] == 2
+        verify_receipt(receipt, key)
+    request_id = _seed_deletion(app, tenant["id"], created_evidence={"method": "iau"}, exact_as_of_version=2)
+    try:
+        verify_receipt(client.get(f"/v1/deletions/{request_id}/receipt").json(), key)
+    except VerificationError as exc:
+        assert "retrained from scratch" in str(exc)
+    else:
+        raise AssertionError("a receipt claiming an exact version that the log does not show verified")

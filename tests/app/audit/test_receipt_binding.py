@@ -64,6 +64,11 @@ BINDING_CASES = {
     "result checkpoint": ([(("result_version", "checkpoint_sha256"), "33" * 32)], "result_version.checkpoint_sha256"),
     "base version": ([(("base_version", "version"), 0)], "base_version"),
     "base checkpoint": ([(("base_version", "checkpoint_sha256"), "44" * 32)], "base_version.checkpoint_sha256"),
+    "purpose": ([(("request", "purpose"), "poison")], "request.purpose"),
+    "removed_by": ([(("request", "removed_by"), "retrain")], "request.removed_by"),
+    "outcome": ([(("outcome",), {"met": True})], "outcome"),
+    "exact claimed": ([(("request", "exact_as_of_version"), 2), (("exact_version",), {"version": 2})],
+                      "retrained from scratch"),
     "request id": ([(("request", "id"), "req-2")], "does not concern"),
     "model": ([(("request", "model_id"), "m-2")], "does not concern"),
 }  # fmt: skip
@@ -159,6 +164,7 @@ def test_failed_request_binds_its_error():
     request = REQUEST | {
         "status": "failed",
         "method": "retrain",
+        "removed_by": None,
         "error": "out of memory",
         "evidence": None,
         "started_at": None,

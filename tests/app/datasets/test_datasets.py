@@ -46,7 +46,7 @@ def test_wrong_names_dtypes_shapes_and_labels(client, app):
     assert "missing tensors: labels" in _bad(client, app, save({"features": x}))["detail"]
     assert "unexpected tensors: extra" in _bad(client, app, save({"features": x, "labels": y, "extra": y}))["detail"]
     assert "int64" in _bad(client, app, save({"features": x, "labels": y.astype(np.int32)}))["detail"]
-    assert "float" in _bad(client, app, save({"features": x.astype(np.int64), "labels": y}))["detail"]
+    assert "float" in _bad(client, app, save({"features": x.astype(np.int32), "labels": y}))["detail"]
     assert "rows" in _bad(client, app, save({"features": x, "labels": y[:3]}))["detail"]
     assert ">= 0" in _bad(client, app, save({"features": x, "labels": y - 2}))["detail"]
     half = save({"features": x, "labels": y, "holdout_features": x})

@@ -57,6 +57,18 @@ def test_accepted_recorded_and_enqueued(client, jobs, model):
         assert key in got.json()
 
 
+def test_purpose_and_verdict_fields(client, jobs, model):
+    default = post(client, model, ["user-7"]).json()
+    assert default["purpose"] == "privacy"
+    assert (default["outcome"], default["removed_by"], default["exact_as_of_version"]) == (None, None, None)
+    poison = post(client, model, ["user-8"], purpose="poison", reason="mislabelled")
+    assert poison.status_code == 202, poison.text
+    got = client.get(poison.headers["location"]).json()
+    assert got["purpose"] == "poison" and got["status"] == "queued"
+    for key in ("outcome", "removed_by", "exact_as_of_version"):
+        assert key in got and got[key] is None
+
+
 def test_bad_input_changes_nothing(client, app, jobs, model):
     post(client, model, ["user-5"])
     before = row_counts(app)
@@ -65,6 +77,9 @@ def test_bad_input_changes_nothing(client, app, jobs, model):
     assert "ghost-1" in resp.json()["detail"]
     assert post(client, model, []).status_code == 422
     assert post(client, model, ["user-1"], method="magic").status_code == 422
+    bad_purpose = post(client, model, ["user-1"], purpose="revenge")
+    assert bad_purpose.status_code == 422 and bad_purpose.headers["content-type"].startswith("application/problem+json")
+    assert "purpose" in bad_purpose.text
     assert client.post(f"/v1/models/{model['id']}/deletions", json={"ids": ["user-1"]}).status_code == 422
     assert (
         client.post(
@@ -119,6 +134,9 @@ def test_idempotency(client, app, jobs, model):
     again = post(client, model, ["user-1"], headers=headers)
     assert first.status_code == again.status_code == 202
     assert again.json() == first.json() and again.headers["location"] == first.headers["location"]
+    named = post(client, model, ["user-1"], purpose="privacy", headers=headers)  # the default, named: the same body
+    assert named.status_code == 202 and named.json() == first.json()
+    assert post(client, model, ["user-1"], purpose="poison", headers=headers).status_code == 422
     assert post(client, model, ["user-2"], headers=headers).status_code == 422
     assert row_counts(app) == before
     assert jobs.deletions == [first.json()["id"]]

@@ -197,3 +197,41 @@ def test_idempotent_training_registration(client, app):
     assert len(jobs.training) == 1
     assert client.post("/v1/models", json={**body, "name": "x"}, headers={"Idempotency-Key": "m-1"}).status_code == 422
     assert row_counts(app) == before
+
+
+def test_removal_policy_defaults_and_validation(client, app):
+    app.state.jobs = RecordingJobs()
+    ds = upload_digits(client, rows=100)
+    trained = client.post("/v1/models", json={"name": "m", "dataset_id": ds["id"], **LOGREG_SPEC, "train": TRAIN})
+    assert trained.json()["policy"] == {
+        "escalate": "retrain", "consolidate_after_deletions": 100, "consolidate_after_hours": 24.0,
+    }  # fmt: skip
+    unlearn = {"update": "targeted", "escalate": "report", "consolidate_after_deletions": 5, "target_auc": 0.55}
+    custom = client.post(
+        "/v1/models", json={"name": "m", "dataset_id": ds["id"], **LOGREG_SPEC, "train": TRAIN, "unlearn": unlearn}
+    )
+    assert custom.status_code == 202, custom.text
+    assert custom.json()["unlearn"] == unlearn
+    assert custom.json()["policy"] == {
+        "escalate": "report",
+        "consolidate_after_deletions": 5,
+        "consolidate_after_hours": 24.0,
+    }
+    uploaded = register_uploaded_model(client, ds["id"])
+    assert uploaded["policy"] == {
+        "escalate": "report",
+        "consolidate_after_deletions": None,
+        "consolidate_after_hours": None,
+    }
+
+    before = row_counts(app)
+    spec = {"name": "m", "dataset_id": ds["id"], **LOGREG_SPEC}
+    for refused in ({"escalate": "retrain"}, {"consolidate_after_hours": 2}, {"consolidate_after_deletions": 10}):
+        resp = _upload(client, {**spec, "unlearn": refused}, logreg_checkpoint())
+        assert resp.status_code == 422 and "recipe" in resp.json()["detail"], resp.text
+    for bad in ({"escalate": "panic"}, {"consolidate_after_deletions": 0}, {"consolidate_after_hours": 0},
+                {"consolidate_after_hours": -1}, {"update": "magic"}):  # fmt: skip
+        resp = client.post("/v1/models", json={**spec, "train": TRAIN, "unlearn": bad})
+        assert resp.status_code == 422, (bad, resp.text)
+    assert row_counts(app) == before
+    assert _upload(client, {**spec, "unlearn": {"escalate": "report"}}, logreg_checkpoint()).status_code == 201

@@ -195,3 +195,19 @@ def _run_cached(m: Memorised, rows, device, cache, current_version, **cfg):
         SPEC, m.state, m.x, m.y, retain, forget_idx, UnlearnConfig(correction="cached", **cfg), device,
         holdout=m.holdout, cache=cache, current_version=current_version,
     )  # fmt: skip
+
+
+def test_a_model_without_membership_signal_meets_the_target_after_stage1(small_logreg, digits, device):
+    """When the loss-threshold attack cannot tell the model's training rows from unseen ones, the forgotten rows'
+    loss ranks say nothing about membership: no repair, the verdict is met and says why."""
+    spec, x, y, state = small_logreg
+    _, _, xh, yh = digits
+    retain = torch.ones(y.numel(), dtype=torch.bool)
+    forget_idx = torch.tensor([2, 7])
+    retain[forget_idx] = False
+    res = unlearn(spec, state, x, y, retain, forget_idx, UnlearnConfig(), device, holdout=(xh, yh))
+    out = res.evidence["outcome"]
+    assert res.evidence["stop_reason"] == "no_membership_signal" and res.evidence["stage2"]["steps"] == 0
+    assert abs(out["measured"]["retained_membership_auc"] - 0.5) <= out["measured"]["retained_band"]
+    assert out["met"] is True and "no evidence of membership" in out["reason"]
+    assert res.evidence["param_distance"] > 0  # stage 1 was applied
