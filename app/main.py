@@ -45,6 +45,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                     keys_service.ensure_bootstrap_admin(session, raw_key=settings.bootstrap_admin_key)
             except OperationalError:  # the database is down: serve 503s (readyz says why) rather than crash
                 log_event(log, "apikey.bootstrap_failed", level=logging.ERROR, reason="database unavailable")
+        # Uploads a crashed API process left in its temporary folder (the workers' reconciler sweeps a shared
+        # folder; with an object store the API's scratch folder is its own).
+        app.state.store.sweep_tmp(max_age_s=settings.tmp_max_age_s)
         init_signer(app)  # load or generate the audit signing key before the first request
         log_event(log, "app.started")
         yield

@@ -251,7 +251,7 @@ class S3BlobStore(BlobStore):
     def sweep(self, *, max_age_s: float) -> int:
         """Stale local temporary files, and multipart uploads under the prefix started more than `max_age_s`
         seconds ago and never completed (a writer that crashed mid-upload): their parts are dropped."""
-        removed = super().sweep(max_age_s=max_age_s)
+        removed = self.sweep_tmp(max_age_s=max_age_s)
         cutoff = time.time() - max_age_s
         paginator = self.client.get_paginator("list_multipart_uploads")
         for page in paginator.paginate(Bucket=self.bucket, Prefix=self.prefix):

@@ -146,6 +146,10 @@ class BlobStore(ABC):
 
     def sweep(self, *, max_age_s: float) -> int:
         """Delete what crashed writers left behind, untouched for `max_age_s` seconds; returns how many."""
+        return self.sweep_tmp(max_age_s=max_age_s)
+
+    def sweep_tmp(self, *, max_age_s: float) -> int:
+        """Delete the local temporary files untouched for `max_age_s` seconds; returns how many."""
         cutoff = time.time() - max_age_s
         removed = 0
         for path in self.tmp.iterdir():

@@ -4,9 +4,11 @@ readiness checks the bucket, and the local blob folder is never used."""
 
 import hashlib
 import os
+import time
 from pathlib import Path
 
 import pytest
+from fastapi.testclient import TestClient
 from safetensors.numpy import save
 from sqlalchemy import update
 
@@ -95,3 +97,15 @@ def test_readiness_reports_an_unreachable_bucket(client, app, monkeypatch):
     monkeypatch.setattr(app.state.store, "bucket", "no-such-bucket")
     resp = client.get("/readyz")
     assert resp.status_code == 503 and resp.json()["checks"]["storage"] == "error"
+
+
+def test_the_api_sweeps_stale_uploads_from_its_scratch_folder_at_start(app, settings):
+    tmp = settings.scratch_dir / "tmp"  # the API's own: no worker's reconciler sweeps it
+    stale, fresh = tmp / "upload-stale", tmp / "upload-fresh"
+    stale.write_bytes(b"left by a crashed API process")
+    fresh.write_bytes(b"an upload in flight")
+    old = time.time() - settings.tmp_max_age_s - 60
+    os.utime(stale, (old, old))
+    with TestClient(app):
+        pass
+    assert not stale.exists() and fresh.exists()
