@@ -65,6 +65,7 @@ def get_store() -> BlobStore:
 
 @lru_cache(maxsize=4)
 def _open_store(url: str | None, folder: Path, scratch: Path, cache_bytes: int) -> BlobStore:
+    """Keyed by the settings that decide the store, so that a changed configuration (tests) opens a new one."""
     return open_store(get_settings())
 
 
