@@ -39,8 +39,13 @@ SLOW_UPDATE = {  # minutes on digits: exact correction streamed a row at a time,
 
 
 def host_env(root: Path) -> dict[str, str]:
-    """A worker "host": its own scratch folder, and a blob folder that must stay unused."""
-    return {"UNLEARN_SCRATCH_DIR": str(root / "scratch"), "UNLEARN_STORAGE_DIR": str(root / "blobs")}
+    """A worker "host": its own scratch folder, and a blob folder that must stay unused. (No compaction while
+    the test looks: it would replace the data set's object.)"""
+    return {
+        "UNLEARN_SCRATCH_DIR": str(root / "scratch"),
+        "UNLEARN_STORAGE_DIR": str(root / "blobs"),
+        "UNLEARN_COMPACTION_DELAY_S": "3600",
+    }
 
 
 def scratch_copies(root: Path) -> set[str]:
@@ -152,7 +157,7 @@ def test_a_purge_cut_short_after_its_commit_is_finished_by_the_reconciler(
     upload = client.create_multipart_upload(Bucket=object_store.bucket, Key=f"{s3_prefix}/ab/{'ab' * 32}")
     monkeypatch.setenv("UNLEARN_TMP_MAX_AGE_S", "1")
     _clear_caches()
-    time.sleep(1.5)
+    time.sleep(2.5)  # the store reports whole seconds
     report = reconcile()
     assert doomed <= set(report.blobs) and not object_store.shas(s3_prefix) & doomed
     assert report.tmp_files >= 1
