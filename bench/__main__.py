@@ -1,13 +1,14 @@
-"""Run the benchmark: quality tables and the scaling run; with --sweep, the defaults sweep first.
+"""Run the benchmark: quality tables (with the LiRA attack and the acceptance checks), then the scaling run;
+with --sweep, the older sweep of the classic updates' settings first.
 
     .venv/bin/python -m bench [--device cpu|cuda] [--seeds 3] [--quick] [--sweep]
 
 Writes docs/bench/{quality,scaling}.{md,json} and docs/bench/scaling.png (and sweep.{md,json} with --sweep).
-The sweep is the long study behind the defaults (about 20 minutes on 2 cores); with --sweep it runs first on
+The sweep is a long study of the classic updates (about 20 minutes on 2 cores); with --sweep it runs first on
 the quality seeds (the trained models are shared) and the configuration it recommends is added as a row of
 the quality tables (without --sweep, the recommendation of the committed docs/bench/sweep.json is used).
---quick is a smoke run (one seed, small scaling sizes) whose output is not meant for the docs:
-with it nothing is written unless --write is given. See docs/benchmark.md.
+--quick is a smoke run (one seed, 4 shadow models, small scaling sizes) whose output is not meant for the
+docs: with it nothing is written unless --write is given. See docs/benchmark.md.
 """
 
 import argparse

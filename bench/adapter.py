@@ -14,6 +14,8 @@ from workers.engine import (
     gradient_sum,
     prepare_inputs,
     resolve_device,
+    retrain,
+    sha256_state_dict,
     train,
     unlearn,
 )
@@ -31,6 +33,8 @@ __all__ = [
     "load_model",
     "prepare_inputs",
     "resolve_device",
+    "retrain",
+    "sha256_state_dict",
     "synchronize",
     "timed",
     "train",

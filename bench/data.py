@@ -92,6 +92,21 @@ def memorisation(
     return Task("memorisation", x, y, xc, yc, xt, yt, num_classes=classes)
 
 
+def memorisation_reference(
+    seed: int, n: int = 1000, dim: int = 200, classes: int = 10, spread: float = 0.25, label_noise: float = 0.2
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """n fresh rows from the distribution of memorisation(seed)'s train rows (the same class centres and the
+    same share of random labels), drawn from a generator of their own: rows no bench model is trained on. The
+    membership attack's shadow models train on halves of (train rows + these rows)."""
+    means = np.random.default_rng(seed).normal(size=(classes, dim)) * spread  # memorisation(seed)'s centres
+    rng = np.random.default_rng(30_000 + seed)
+    y = rng.integers(0, classes, size=n)
+    x = (means[y] + rng.normal(size=(n, dim))).astype(np.float32)  # (n, D)
+    flip = rng.random(n) < label_noise
+    y = np.where(flip, rng.integers(0, classes, size=n), y)
+    return torch.as_tensor(x), torch.as_tensor(y, dtype=torch.int64)
+
+
 def scaling_set(n: int, dim: int = 64, classes: int = 10, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     """n rows of 64-d Gaussian-class features for the scaling runs (generated in torch: fast at 200k rows)."""
     g = torch.Generator().manual_seed(seed)

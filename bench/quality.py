@@ -1,11 +1,14 @@
 """Unlearning quality: every method against the exact retrain, on digits and on a memorisation task.
 
-    .venv/bin/python -m bench.quality [--device cpu|cuda] [--seeds 3] [--quick]
+    .venv/bin/python -m bench.quality [--device cpu|cuda] [--seeds 3] [--shadows 8] [--quick]
 
 For each scenario and seed: train the original on every train row, retrain on the retained rows (the gold
-standard), and apply each approximate method to the original. Every figure is measured on rows no method saw
-(the test holdout) or on the forgotten rows; the engine gets a separate calibration holdout for its evidence
-and its stopping rule. Writes docs/bench/quality.md and docs/bench/quality.json.
+standard), retrain a second time with another training seed (the noise floor: how far two exact retrains
+differ), and apply each approximate method to the original. Every figure is measured on rows no method saw
+(the test holdout) or on the forgotten rows; the engine gets a separate calibration holdout for its evidence,
+its stopping rule and its verdict. On the memorisation task every model is also attacked with the per-example
+likelihood-ratio attack of bench.lira (--shadows 0 turns it off). The acceptance section (bench.acceptance)
+checks the targets per seed. Writes docs/bench/quality.md and docs/bench/quality.json.
 """
 
 import sys
@@ -14,26 +17,17 @@ from dataclasses import asdict
 
 import torch
 
-from bench import data, report, tasks
-from bench.adapter import UnlearnConfig, build_cache, load_model, prepare_inputs, timed, unlearn
-from bench.influence import InfluenceConfig, influence_unlearn
+from bench import acceptance, data, epsilon, lira, methods, report, tables, tasks
+from bench.adapter import load_model, prepare_inputs, sha256_state_dict
 from bench.metrics import accuracy, attack_success_rate, kl_to_reference, logits, losses, membership_auc
-from bench.report import fmt, fmt_time, machine, table, write
+from bench.report import machine, write
 
-# Approximate methods: (row label, kind, config). kind "iau" = exact correction, "iau-cached" = the cached
-# correction from a gradient cache built at the original (the per-version background job, not timed here).
-METHODS = [
-    ("IAU reference (1 Adam step, lr 1e-3)", "iau", UnlearnConfig(update="reference", lr=1e-3)),
-    ("IAU default (engine UnlearnConfig(), multi-step)", "iau", UnlearnConfig()),
-    ("IAU default, cached correction", "iau-cached", UnlearnConfig(correction="cached")),
-    ("IAU one step (default eta and weight, max_steps=1)", "iau", UnlearnConfig(max_steps=1)),
-    ("influence function (CG, adaptive damping from 0.01)", "influence", InfluenceConfig()),
-]
-ORIGINAL, RETRAIN = "original", "retrain (gold)"
+ORIGINAL, RETRAIN, RETRAIN_2 = methods.ORIGINAL, methods.RETRAIN, methods.RETRAIN_2
 
 
-def measure(sc: tasks.Scenario, seed: int, state: dict, z_ref_forget: torch.Tensor | None, device) -> dict:
-    """Figures for one model of one scenario."""
+def measure(sc: tasks.Scenario, seed: int, state: dict, z_ref: tuple, device, attack) -> dict:
+    """Figures for one model of one scenario (LiRA figures too when `attack` is given). z_ref: the retrained
+    model's logits on the forgotten rows and on the test holdout."""
     t, f = tasks.task(sc.task, seed), tasks.forget_index(sc, seed)
     spec = tasks.spec_for(sc.task, seed)
     model = load_model(spec, state, device)
@@ -43,115 +37,114 @@ def measure(sc: tasks.Scenario, seed: int, state: dict, z_ref_forget: torch.Tens
         "holdout_acc": accuracy(z_test, t.y_test),
         "forget_acc": accuracy(z_f, t.y[f]),
         "membership_auc": membership_auc(losses(z_f, t.y[f]), losses(z_test, t.y_test)),
-        "kl_to_retrain": kl_to_reference(z_ref_forget, z_f) if z_ref_forget is not None else 0.0,
+        "kl_to_retrain": kl_to_reference(z_ref[0], z_f),
+        "kl_test_to_retrain": kl_to_reference(z_ref[1], z_test),
+        "sha256": sha256_state_dict(state),
     }
     if sc.forget == "poison":
         z_trig = logits(model, prepare_inputs(spec, data.add_trigger(t.x_test)), device)
         out["attack_success"] = attack_success_rate(z_trig, t.y_test, data.POISON_TARGET)
+    if attack is not None:
+        out |= attack.measure(state, f)
     return out
 
 
-def run_seed(sc: tasks.Scenario, seed: int, device: torch.device, methods=METHODS) -> dict[str, dict]:
+def run_seed(sc: tasks.Scenario, seed: int, device: torch.device, method_list, attack=None) -> dict[str, dict]:
     """{row label: figures} for one scenario and seed."""
     t, f = tasks.task(sc.task, seed), tasks.forget_index(sc, seed)
     spec = tasks.spec_for(sc.task, seed)
     orig, train_s = tasks.original(sc.task, seed, device)
     gold, retrain_s = tasks.retrained(sc, seed, device)
-    z_ref = logits(load_model(spec, gold, device), prepare_inputs(spec, t.x[f]), device)
+    second, second_s = tasks.retrained_second(sc, seed, device)
+    gold_model = load_model(spec, gold, device)
+    z_ref = tuple(logits(gold_model, prepare_inputs(spec, x), device) for x in (t.x[f], t.x_test))
     rows = {
-        ORIGINAL: measure(sc, seed, orig, z_ref, device) | {"seconds": train_s, "kind": "train"},
-        RETRAIN: measure(sc, seed, gold, z_ref, device) | {"seconds": retrain_s, "kind": "retrain"},
+        ORIGINAL: measure(sc, seed, orig, z_ref, device, attack) | {"seconds": train_s, "kind": "train"},
+        RETRAIN: measure(sc, seed, gold, z_ref, device, attack) | {"seconds": retrain_s, "kind": "retrain"},
+        RETRAIN_2: measure(sc, seed, second, z_ref, device, attack) | {"seconds": second_s, "kind": "retrain"},
     }
-    retain = torch.ones(len(t.y), dtype=torch.bool)
-    retain[f] = False
-    cache = None
-    for label, kind, cfg in methods:
-        if kind.startswith("iau"):
-            if kind == "iau-cached" and cache is None:
-                cache = build_cache(spec, orig, t.x, t.y, torch.ones(len(t.y), dtype=torch.bool), 1, device)
-            args = (spec, orig, t.x, t.y, retain, f, cfg, device)
-            res, secs = timed(device, unlearn, *args, holdout=(t.x_cal, t.y_cal), cache=cache, current_version=1)
-            state, extra = res.state_dict, {"steps": res.steps, "phases_s": res.evidence["timings_s"]}
-        else:
-            model = load_model(spec, orig, device)
-            res, secs = timed(device, influence_unlearn, model, prepare_inputs(spec, t.x), t.y, f, cfg, device)
-            state = res.state_dict
-            extra = {
-                "steps": res.cg_iters,
-                "cg_residual": res.rel_residual,
-                "damping": res.damping,
-                "restarts": res.restarts,
-            }
-        rows[label] = measure(sc, seed, state, z_ref, device) | {"seconds": secs, "kind": kind} | extra
+    runner = methods.Runner(sc, seed, orig, device)
+    for label, kind, cfg in methods.for_scenario(sc, method_list):
+        state, secs, extra = runner.apply(kind, cfg)
+        rows[label] = measure(sc, seed, state, z_ref, device, attack) | {"seconds": secs, "kind": kind} | extra
     for r in rows.values():
         r["time_vs_retrain"] = r["seconds"] / retrain_s
     return rows
 
 
-def run(device: torch.device, seeds: list[int], methods=METHODS, log=report.log) -> dict:
+def run(
+    device: torch.device,
+    seeds: list[int],
+    method_list=methods.METHODS,
+    scenarios=tasks.SCENARIOS,
+    shadows: int = 8,
+    fixed_variance: bool = True,
+    epsilon_methods: str = "default",
+    log=report.log,
+) -> dict:
+    """Every scenario and seed; on the memorisation task with `shadows` > 0 also LiRA and, unless
+    `epsilon_methods` is "off", the per-example epsilon of the default ("default") or every engine method."""
     results = {}
-    for sc in tasks.SCENARIOS:
-        per_seed = []
+    for sc in scenarios:
+        per_seed, eps = [], []
+        attacked = shadows and sc.task == lira.TASK
         for seed in seeds:
+            attack = lira.Attack(seed, shadows, device, fixed_variance) if attacked else None
             start = time.perf_counter()
-            per_seed.append(run_seed(sc, seed, device, methods))
+            per_seed.append(run_seed(sc, seed, device, method_list, attack))
             log(f"quality {sc.label} seed={seed}: {time.perf_counter() - start:.1f} s")
+            if attacked and epsilon_methods != "off":
+                chosen = [m for m in method_list if epsilon_methods == "all" or m[0] == methods.DEFAULT]
+                start = time.perf_counter()
+                eps.append(epsilon.measure(attack.sh, sc, seed, chosen, device))
+                log(f"epsilon {sc.label} seed={seed}: {time.perf_counter() - start:.1f} s")
         results[sc.label] = {"scenario": asdict(sc), "seeds": seeds, "runs": per_seed}
+        if attacked:  # the shadows are trained once per seed and shared by the memorisation scenarios
+            results[sc.label]["shadow_seconds"] = {s: lira.shadows(s, shadows, device).train_s for s in seeds}
+        if eps:
+            results[sc.label]["epsilon"] = eps
     return results
 
 
-COLUMNS = [
-    ("holdout acc", "holdout_acc", 3),
-    ("forget acc", "forget_acc", 3),
-    ("membership AUC", "membership_auc", 3),
-    ("KL to retrain (forget rows)", "kl_to_retrain", 4),
-]
-
-
-def scenario_table(entry: dict) -> str:
-    runs = entry["runs"]
-    poison = entry["scenario"]["forget"] == "poison"
-    header = ["method"] + [c[0] for c in COLUMNS] + (["attack success"] if poison else [])
-    header += ["wall time", "time / retrain", "steps"]
-    body = []
-    for label in runs[0]:
-
-        def col(key: str, label: str = label) -> list:
-            return [r[label].get(key) for r in runs]
-
-        row = [label] + [fmt(col(key), d) for _, key, d in COLUMNS]
-        if poison:
-            row.append(fmt(col("attack_success"), 3))
-        secs = col("seconds")
-        row.append(fmt_time(sum(secs) / len(secs)))
-        row.append("—" if label == ORIGINAL else fmt(col("time_vs_retrain"), 4))
-        steps = [s for s in col("steps") if s is not None]
-        row.append(f"{sum(steps) / len(steps):.1f}" if steps else "—")
-        body.append(row)
-    return table(header, body)
-
-
-def markdown(results: dict, meta: dict, methods=METHODS) -> str:
+def markdown(results: dict, meta: dict, method_list=methods.METHODS) -> str:
     m = meta["machine"]
     parts = [
         "# Unlearning quality",
         "",
         f"Generated by `{meta['command']}` in {meta['seconds']:.0f} s on {m['cpu']} "
         f"({m['nproc']} cores visible, {m['torch_threads']} torch threads, device `{meta['device']}`), "
-        f"torch {m['torch']}. Seeds: {meta['seeds']}; each cell is mean ± std over seeds.",
+        f"torch {m['torch']}. Seeds: {meta['seeds']}; each cell is mean ± std over seeds. LiRA: "
+        f"{meta.get('shadows')} shadow models per seed, trained in {meta.get('shadow_seconds', 0):.0f} s in all.",
         "",
         "Figures are measured on the test holdout (never seen by any method) and on the forgotten rows. "
         "Membership AUC: loss-threshold attack, forgotten rows vs test holdout (0.5 = indistinguishable). "
-        "KL: mean KL(retrained || method) of predictive distributions on the forgotten rows. "
-        "Wall time: the whole call (for IAU including the engine's before/after evidence); original = training "
-        "time. Steps: IAU update steps, or conjugate-gradient iterations for the influence function.",
+        "KL: mean KL(retrained || method) of predictive distributions on the forgotten rows, and on the test "
+        "holdout. Wall time: the whole call (for engine updates including the before/after evidence and the "
+        "verdict); original = training time. Steps: engine update steps (the targeted family: 1 for stage 1 plus "
+        "the repair's optimiser steps), or conjugate-gradient iterations for the influence function. "
+        "met: seeds on which the engine's verdict said the target was met. The second retrain (another training "
+        "seed, same rows) gives the noise floor: what two exact retrains differ by.",
         "See docs/benchmark.md for the method and the reading of these tables.",
+        "",
+        "## Acceptance",
+        "",
+        acceptance.markdown(results),
+        "",
+        "## Noise floor: retrain against retrain (two training seeds)",
+        "",
+        tables.noise_table(results, RETRAIN, RETRAIN_2),
         "",
     ]
     for label, entry in results.items():
-        parts += [f"## {label}", "", scenario_table(entry), ""]
+        parts += [f"## {label}", "", tables.scenario_table(entry, ORIGINAL), ""]
+        if any("lira_auc" in r for r in entry["runs"][0].values()):
+            parts += [f"Per-example attack (LiRA, {meta.get('shadows')} shadow models per seed):", ""]
+            parts += [tables.lira_table(entry), ""]
+        if "epsilon" in entry:
+            parts += ["Per-example epsilon (bench.epsilon, from unlearned shadow models):", ""]
+            parts += [tables.epsilon_table(entry["epsilon"]), ""]
     parts += ["## Method configurations", ""]
-    parts += [f"- {label}: `{cfg}`" for label, _, cfg in methods]
+    parts += [f"- {label}: `{cfg}`" for label, _, cfg in method_list]
     parts += ["", "Training recipes (Adam, gradient restriction):", ""]
     parts += [f"- {name}: `{r}`" for name, r in tasks.RECIPES.items()]
     return "\n".join(parts) + "\n"
@@ -159,23 +152,37 @@ def markdown(results: dict, meta: dict, methods=METHODS) -> str:
 
 def main(argv: list[str] | None = None, extra_methods: list | None = None) -> dict:
     """`extra_methods`: more (label, kind, config) rows, e.g. the configuration the sweep recommends."""
-    args = report.parser(__doc__).parse_args(argv)
+    ap = report.parser(__doc__)
+    lira.add_options(ap)
+    args = ap.parse_args(argv)
     device = report.setup(args)
     seeds = list(range(1 if args.quick else args.seeds))
+    shadows = min(args.shadows, 4) if args.quick else args.shadows
     start = time.perf_counter()
-    methods = METHODS + (extra_methods or [])
-    results = run(device, seeds, methods)
+    method_list = methods.METHODS + (extra_methods or [])
+    fixed = not args.per_row_variance
+    results = run(device, seeds, method_list, shadows=shadows, fixed_variance=fixed, epsilon_methods=args.epsilon)
     meta = {
         "command": "python -m bench.quality " + " ".join(argv if argv is not None else sys.argv[1:]),
         "device": str(device),
         "seeds": seeds,
+        "shadows": shadows,
+        "shadow_seconds": next(
+            (sum(e["shadow_seconds"].values()) for e in results.values() if "shadow_seconds" in e), 0
+        ),
         "seconds": time.perf_counter() - start,
         "machine": machine(),
     }
-    text = markdown(results, meta, methods)
+    text = markdown(results, meta, method_list)
     print(text)
+    report.log("\n".join(acceptance.lines(results)))
     if not args.no_write:
-        write("quality", text, {"meta": meta, "results": results})
+        raw = {"meta": meta, "results": results, "acceptance": acceptance.check(results)}
+        write("quality", text, raw, args.out)
+        attacked = {k: v for k, v in results.items() if "shadow_seconds" in v}
+        if attacked:  # the memorisation scenarios alone, as bench.lira writes them
+            lira_meta = meta | {"fixed_variance": fixed, "epsilon": args.epsilon}
+            write("lira", lira.markdown(attacked, lira_meta), {"meta": lira_meta, "results": attacked}, args.out)
     return results
 
 

@@ -73,7 +73,7 @@ def table(header: list[str], rows: list[list[str]]) -> str:
 def write(name: str, text: str, raw: dict, out_dir: Path = DOCS) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / f"{name}.md").write_text(text)
-    (out_dir / f"{name}.json").write_text(json.dumps(raw, indent=1, sort_keys=True) + "\n")
+    (out_dir / f"{name}.json").write_text(json.dumps(raw, indent=1) + "\n")
 
 
 def parser(doc: str, *, seeds: bool = True, quick_help: str = "one seed: a smoke run, not for the docs"):
@@ -85,6 +85,7 @@ def parser(doc: str, *, seeds: bool = True, quick_help: str = "one seed: a smoke
     ap.add_argument("--quick", action="store_true", help=quick_help)
     ap.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2)")
     ap.add_argument("--no-write", action="store_true", help="print only; leave docs/bench untouched")
+    ap.add_argument("--out", type=Path, default=DOCS, help="folder for the result files (default docs/bench)")
     return ap
 
 

@@ -39,7 +39,8 @@ def grid() -> list[tuple[str, str, UnlearnConfig]]:
     combos = [(e, rw, 1) for e, rw in itertools.product(ETAS, RETAIN_WEIGHTS)]
     combos += [(e, rw, 100) for e, rw in itertools.product(MULTI_STEP_ETAS, RETAIN_WEIGHTS)]
     for eta, rw, steps in combos:
-        cfg = UnlearnConfig(update="gradient", eta=eta, retain_weight=rw, max_steps=steps)
+        # auc_tolerance 0.01: the gradient update's stopping tolerance when this grid was chosen
+        cfg = UnlearnConfig(update="gradient", eta=eta, retain_weight=rw, max_steps=steps, auc_tolerance=0.01)
         out.append((f"gradient eta={eta:g} rw={rw:g} steps<={steps}", "iau", cfg))
     return out
 
@@ -148,7 +149,7 @@ def run(device: torch.device, seeds: list[int], log=report.log) -> dict:
         runs[sc.label] = []
         for seed in seeds:
             start = time.perf_counter()
-            runs[sc.label].append(quality.run_seed(sc, seed, device, methods=configs))
+            runs[sc.label].append(quality.run_seed(sc, seed, device, configs))
             log(f"sweep {sc.label} seed={seed}: {time.perf_counter() - start:.1f} s")
     summary = {label: summarise(runs, label) for label, _, _ in configs}
     best, scores = choose(summary)
@@ -176,7 +177,7 @@ def main(argv: list[str] | None = None) -> dict:
     text = markdown(out["summary"], out["scores"], out["best"], meta)
     print(text)
     if not args.no_write:
-        write("sweep", text, {"meta": meta} | out)
+        write("sweep", text, {"meta": meta} | out, args.out)
     return out
 
 

@@ -70,9 +70,14 @@ def spec_for(name: str, seed: int) -> ArchSpec:
     return ArchSpec("mlp", cfg)
 
 
-def train_config(name: str, seed: int) -> TrainConfig:
+SECOND_SEED = 7_000  # added to the training seed of the second retrain (the noise floor)
+
+
+def train_config(name: str, seed: int, train_seed: int | None = None) -> TrainConfig:
+    """The scenario's recipe; the training seed (initialisation, shuffling) is the data seed unless given."""
     r = RECIPES[name]
-    return TrainConfig(epochs=r.epochs, batch_size=r.batch_size, lr=r.lr, alpha=r.alpha, seed=seed)
+    s = seed if train_seed is None else train_seed
+    return TrainConfig(epochs=r.epochs, batch_size=r.batch_size, lr=r.lr, alpha=r.alpha, seed=s)
 
 
 @cache
@@ -86,12 +91,12 @@ def forget_index(sc: Scenario, seed: int) -> torch.Tensor:
     return torch.randperm(len(t.y), generator=g)[:m].sort().values
 
 
-def _timed_train(name: str, seed: int, keep: torch.Tensor | None, device: torch.device):
+def _timed_train(name: str, seed: int, keep: torch.Tensor | None, device: torch.device, train_seed=None):
     t = task(name, seed)
     x, y = (t.x, t.y) if keep is None else (t.x[keep], t.y[keep])
     synchronize(device)
     start = time.perf_counter()
-    state = train(spec_for(name, seed), x, y, train_config(name, seed), device)
+    state = train(spec_for(name, seed), x, y, train_config(name, seed, train_seed), device)
     synchronize(device)
     return state, time.perf_counter() - start
 
@@ -108,3 +113,12 @@ def retrained(sc: Scenario, seed: int, device: torch.device) -> tuple[dict, floa
     keep = torch.ones(len(task(sc.task, seed).y), dtype=torch.bool)
     keep[forget_index(sc, seed)] = False
     return _timed_train(sc.task, seed, keep, device)
+
+
+@cache
+def retrained_second(sc: Scenario, seed: int, device: torch.device) -> tuple[dict, float]:
+    """A second exact retrain on the same retained rows with another training seed: the distance between the
+    two retrains is the noise floor of every figure (what retraining itself varies by)."""
+    keep = torch.ones(len(task(sc.task, seed).y), dtype=torch.bool)
+    keep[forget_index(sc, seed)] = False
+    return _timed_train(sc.task, seed, keep, device, train_seed=SECOND_SEED + seed)

@@ -51,10 +51,16 @@ def _download(client, model_id: str, version: str = "latest") -> dict[str, torch
 
 
 def _check_verdict(evidence: dict) -> None:
+    """The targeted pipeline's verdict; when it missed its target the model's default policy escalated the
+    request to an exact retrain, whose evidence keeps the missed verdict as `escalated_from`."""
+    assert evidence["request"]["rows"] == 3 and len(evidence["forget_commitment"]) == 64
+    if evidence["outcome"]["target"]["kind"] == "exact":
+        assert evidence["method"] == "retrain" and evidence["outcome"]["met"] is True
+        evidence = evidence["escalated_from"]
+        assert evidence["outcome"]["met"] is False
     outcome = evidence["outcome"]
     assert outcome["target"]["kind"] == "membership" and isinstance(outcome["met"], bool)
     assert "membership AUC" in outcome["reason"] and 0.0 <= outcome["measured"]["membership_auc"] <= 1.0
-    assert evidence["request"]["rows"] == 3 and len(evidence["forget_commitment"]) == 64
 
 
 def test_a_text_classifier_over_token_ids(client, workers):

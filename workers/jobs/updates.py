@@ -37,7 +37,7 @@ from workers.engine import (
 )
 from workers.engine.evidence import retained_sample_index, snapshot
 from workers.engine.retrain import exact_outcome
-from workers.engine.zoo import load_model
+from workers.engine.zoo import load_model, trainable_summary
 from workers.jobs.common import PermanentError, arch_spec, device, phase, read_grad_cache
 
 StageFn = Callable[..., None]  # (stage, progress=None, *, force=True)
@@ -165,6 +165,7 @@ def _retrain(spec, model_info, state, data, retain_mask, forget_idx, on_stage) -
         },
         "before": before,
         "after": after,
+        "parameters": trainable_summary(load_model(spec, state, dev)),  # numbers training changed, the frozen ones
         "param_distance": param_distance(state, new_state),
         "checkpoint_sha256": {"before": sha256_state_dict(state), "after": sha256_state_dict(new_state)},
         "forget_commitment": forget_commitment(forget_ids, *forget),
