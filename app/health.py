@@ -1,8 +1,6 @@
 """Liveness, readiness (database, Redis, blob storage) and Prometheus metrics (behind a bearer token)."""
 
 import logging
-import os
-import tempfile
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
@@ -43,12 +41,7 @@ def _check_redis(request: Request) -> None:
 
 
 def _check_storage(request: Request) -> None:
-    fd, name = tempfile.mkstemp(dir=request.app.state.store.tmp, prefix="readyz-")
-    try:
-        os.write(fd, b"ok")
-    finally:
-        os.close(fd)
-        os.unlink(name)
+    request.app.state.store.check()
 
 
 @router.get(

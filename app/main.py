@@ -20,7 +20,7 @@ from app.core.errors import install_error_handlers
 from app.core.logging import configure_logging, log_event
 from app.core.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
 from app.core.openapi import complete, install_docs, operation_id
-from app.core.storage import BlobStore
+from app.core.storage import open_store
 from app.datasets.router import router as datasets_router
 from app.deletions.router import router as deletions_router
 from app.keys import service as keys_service
@@ -47,6 +47,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                     keys_service.ensure_bootstrap_admin(session, raw_key=settings.bootstrap_admin_key)
             except OperationalError:  # the database is down: serve 503s (readyz says why) rather than crash
                 log_event(log, "apikey.bootstrap_failed", level=logging.ERROR, reason="database unavailable")
+        # Uploads a crashed API process left in its temporary folder (the workers' reconciler sweeps a shared
+        # folder; with an object store the API's scratch folder is its own).
+        app.state.store.sweep_tmp(max_age_s=settings.tmp_max_age_s)
         init_signer(app)  # load or generate the audit signing key before the first request
         log_event(log, "app.started")
         yield
@@ -69,7 +72,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.engine = engine
     app.state.sessionmaker = sessionmaker(bind=engine, expire_on_commit=False)
-    app.state.store = BlobStore(settings.storage_dir)
+    app.state.store = open_store(settings)
     app.state.jobs = JobQueue(settings.redis_url)
     app.state.rate_limiter = RateLimiter(
         rate_per_s=settings.rate_limit_per_s, burst=settings.rate_limit_burst, redis_url=settings.redis_url

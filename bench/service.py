@@ -699,7 +699,7 @@ def measure_posts(stack: Stack, url: str, model_id: str, cpu: CpuMeter, args) ->
 
 
 def measure_download(stack: Stack, url: str, api: Api, blobs: Path, dataset_id: str, args) -> dict[str, Any]:
-    from app.core.storage import BlobStore
+    from app.core.storage import FileBlobStore
 
     arch = {"name": "mlp", "config": {"in_features": FEATURES, "hidden": args.mlp_hidden, "num_classes": CLASSES}}
     ckpt = mlp_checkpoint(args.mlp_hidden)
@@ -708,7 +708,7 @@ def measure_download(stack: Stack, url: str, api: Api, blobs: Path, dataset_id: 
     del ckpt
     version = api.http.get(f"/v1/models/{model_id}/versions/latest").json()
     sha, size = version["checkpoint_sha256"], version["checkpoint_size"]
-    blob = BlobStore(blobs).path(sha)
+    blob = FileBlobStore(blobs).path(sha)
     path = f"/v1/models/{model_id}/versions/latest/checkpoint"
     buf = bytearray(1024 * 1024)
     big = bytearray(4 * 1024 * 1024)

@@ -70,7 +70,7 @@ def direct(device_setting: str, work: Path, redis_url: str) -> dict:
     from safetensors.torch import load_file
 
     from app.core.config import get_settings
-    from app.core.storage import BlobStore
+    from app.core.storage import FileBlobStore
     from tests.helpers import digits_arrays
     from tests.workers import factories as f
     from workers.engine import ArchSpec, TrainConfig, build_model, checkpoint_bytes, resolve_device, train
@@ -125,7 +125,7 @@ def direct(device_setting: str, work: Path, redis_url: str) -> dict:
     versions = f.versions(model_id)
     assert [v.state for v in versions] == ["purged", "purged", "available"], [v.state for v in versions]
     assert versions[1].applied_requests == [first, second]
-    blob = BlobStore(get_settings().storage_dir).path(versions[2].checkpoint_sha256)
+    blob = FileBlobStore(get_settings().storage_dir).path(versions[2].checkpoint_sha256)
     assert hashlib.sha256(blob.read_bytes()).hexdigest() == versions[2].checkpoint_sha256
     build_model(spec).load_state_dict(load_file(str(blob)), strict=True)
     stones = {(t.row_index, t.state, t.deleted_in_version) for t in f.tombstones(model_id)}

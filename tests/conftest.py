@@ -13,6 +13,9 @@ Session-scoped:
 Function-scoped:
 - `backend`      "postgresql" or "sqlite" (parametrised: tests using `app`/`client` run on both);
                  `backend_url` the matching database URL.
+- `storage`      "file" (a blob folder of the test), or "s3" where a test parametrizes it: the blobs then go under
+                 a prefix of its own (`s3_prefix`) in the session's `object_store` (a real SeaweedFS server,
+                 tests/objectstore.py), with a scratch folder of the test.
 - `settings`     Settings for that database, a per-test blob folder, the test Redis and queue; the same values
                  are exported to the environment (DATABASE_URL, REDIS_URL, UNLEARN_QUEUE, UNLEARN_STORAGE_DIR, ...)
                  and the cached get_settings/get_engine/get_sessionmaker are cleared, so worker code run in the
@@ -40,6 +43,7 @@ from app.core import db as core_db
 from app.core.config import Settings, get_settings
 from app.core.migrate import upgrade
 from app.main import create_app
+from tests.objectstore import ObjectStore, seaweedfs
 from tests.pgdb import fresh_database
 
 REDIS_TEST_URL = os.environ.get("UNLEARN_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -103,6 +107,25 @@ def _clear_caches() -> None:
     core_db.get_sessionmaker.cache_clear()
 
 
+@pytest.fixture(scope="session")
+def object_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ObjectStore]:
+    """The session's S3-compatible object store (SeaweedFS on 127.0.0.1), started by the first test that asks."""
+    with seaweedfs(tmp_path_factory.mktemp("seaweedfs")) as store:
+        yield store
+
+
+@pytest.fixture
+def storage() -> str:
+    """Where the test's blobs go: "file" (a folder of the test), or "s3" where a test parametrizes it."""
+    return "file"
+
+
+@pytest.fixture
+def s3_prefix(storage: str) -> str | None:
+    """The key prefix of this test's blobs in the object store (storage "s3"), else None."""
+    return f"t-{secrets.token_hex(6)}" if storage == "s3" else None
+
+
 @pytest.fixture
 def settings(
     backend_url: str,
@@ -110,8 +133,11 @@ def settings(
     queue_name: str,
     admin_key: str,
     audit_key_path: Path,
+    storage: str,
+    s3_prefix: str | None,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
+    request: pytest.FixtureRequest,
 ) -> Iterator[Settings]:
     env = {
         "DATABASE_URL": backend_url,
@@ -123,6 +149,10 @@ def settings(
         "UNLEARN_ID_KEY_PATH": str(tmp_path / "id-hash-key"),
         "UNLEARN_DEVICE": "cpu",
     }
+    if storage == "s3":
+        env.update(request.getfixturevalue("object_store").env(s3_prefix, tmp_path / "scratch"))
+    else:
+        monkeypatch.delenv("UNLEARN_STORAGE_URL", raising=False)
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     _clear_caches()

@@ -18,6 +18,8 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
 
 import torch
 from safetensors.torch import load_file
@@ -26,7 +28,7 @@ from sqlalchemy.orm import Session
 from torch import Tensor
 
 from app.core.config import get_settings
-from app.core.storage import BlobStore
+from app.core.storage import BlobStore, open_store
 from app.datasets.orm import Dataset, DatasetRow
 from app.deletions.orm import Tombstone
 from app.models.orm import Model
@@ -56,7 +58,15 @@ _cache: OrderedDict[str, TrainingData] = OrderedDict()
 
 
 def get_store() -> BlobStore:
-    return BlobStore(get_settings().storage_dir)
+    """This process's blob store (one per configuration: an object store keeps its client and connections)."""
+    settings = get_settings()
+    return _open_store(settings.storage_url, settings.storage_dir, settings.scratch_dir, settings.scratch_cache_bytes)
+
+
+@lru_cache(maxsize=4)
+def _open_store(url: str | None, folder: Path, scratch: Path, cache_bytes: int) -> BlobStore:
+    """Keyed by the settings that decide the store, so that a changed configuration (tests) opens a new one."""
+    return open_store(get_settings())
 
 
 def _rows(features: Tensor) -> Tensor:
@@ -75,7 +85,7 @@ def load_dataset(session: Session, dataset_id: str) -> TrainingData:
             _cache.move_to_end(key)
             return _cache[key]
         try:
-            tensors = load_file(str(get_store().path(key)), device="cpu")
+            tensors = load_file(str(get_store().local_path(key)), device="cpu")
         except FileNotFoundError:
             continue  # compacted since the row was read: read it again
         labels = tensors["labels"].to(torch.int64)

@@ -238,6 +238,22 @@ def _blob_in_use(session: Session, sha256: str) -> bool:
     return bool(versions or datasets)
 
 
+def blobs_in_use(session: Session, shas: list[str]) -> set[str]:
+    """Those of `shas` that an available version (checkpoint or gradient cache) or a data set still names."""
+    found: set[str] = set()
+    for i in range(0, len(shas), 500):
+        part = shas[i : i + 500]
+        rows = session.execute(
+            select(ModelVersion.checkpoint_sha256, ModelVersion.grad_cache_sha256).where(
+                ModelVersion.state == "available",
+                ModelVersion.checkpoint_sha256.in_(part) | ModelVersion.grad_cache_sha256.in_(part),
+            )
+        ).all()
+        found.update(sha for pair in rows for sha in pair if sha)
+        found.update(session.execute(select(Dataset.blob_sha256).where(Dataset.blob_sha256.in_(part))).scalars())
+    return found & set(shas)
+
+
 def delete_blob_if_unused(sha256: str | None) -> bool:
     if not sha256:
         return False

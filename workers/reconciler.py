@@ -15,14 +15,14 @@ Runs when a worker starts and then every Settings.reconcile_interval_s. It re-en
 
 and purges any superseded version left available, deletes blobs of purged versions that a crash left on disk,
 deletes files in the blob store's tmp folder untouched for Settings.tmp_max_age_s (left by a crashed upload,
-checkpoint or compaction write), and forgets decoded data sets whose blob was compacted away. Every job is
-idempotent, so a needless re-enqueue costs a short no-op, never a second deletion.
+checkpoint or compaction write; with an object store also its incomplete multipart uploads), deletes this host's
+scratch copies of blobs nothing names any more, and forgets decoded data sets whose blob was compacted away.
+Every job is idempotent, so a needless re-enqueue costs a short no-op, never a second deletion.
 """
 
 from __future__ import annotations
 
 import logging
-import time
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -32,14 +32,19 @@ from sqlalchemy import select
 from app.core.config import get_settings
 from app.core.db import session_scope, utcnow
 from app.core.logging import log_event
-from app.core.storage import BlobStore
 from app.deletions.orm import DeletionRequest
 from app.models.orm import Model, ModelVersion
 from workers.compaction import due_datasets
 from workers.datastore import drop_stale, get_store
 from workers.jobs.consolidate import enqueue_if_due
 from workers.locks import dataset_lock_id, is_locked
-from workers.publish import delete_blob_if_unused, leftover_blobs, purge_version, superseded_versions
+from workers.publish import (
+    blobs_in_use,
+    delete_blob_if_unused,
+    leftover_blobs,
+    purge_version,
+    superseded_versions,
+)
 from workers.queue import (
     LIVE_STATUSES,
     PENDING_STATUSES,
@@ -65,7 +70,8 @@ class Report:
     purged: list[tuple[str, int]] = field(default_factory=list)  # (model id, version) purged
     blobs: list[str] = field(default_factory=list)  # sha256 of purged versions' blobs deleted
     compactions: list[str] = field(default_factory=list)  # data set ids whose compaction was enqueued
-    tmp_files: int = 0  # stale temporary files deleted
+    tmp_files: int = 0  # stale temporary files (and incomplete multipart uploads) deleted
+    scratch_copies: int = 0  # scratch copies of blobs nothing names any more, deleted
 
 
 def _job_will_run(job_id: str | None, model_id: str) -> bool:
@@ -139,7 +145,8 @@ def reconcile() -> Report:
             continue  # one is waiting or running: it plans (and recovers) when it runs
         enqueue_compaction(dataset_id)
         report.compactions.append(dataset_id)
-    report.tmp_files = sweep_tmp(get_store(), max_age_s=get_settings().tmp_max_age_s)
+    report.tmp_files = get_store().sweep(max_age_s=get_settings().tmp_max_age_s)
+    report.scratch_copies = prune_scratch()
     drop_stale()
 
     if (
@@ -165,15 +172,17 @@ def reconcile() -> Report:
     return report
 
 
-def sweep_tmp(store: BlobStore, *, max_age_s: float) -> int:
-    """Delete files in the store's tmp folder not modified for `max_age_s` seconds; returns how many."""
-    cutoff = time.time() - max_age_s
-    removed = 0
-    for path in store.tmp.iterdir():
-        try:
-            if path.is_file() and path.stat().st_mtime < cutoff:
-                path.unlink()
-                removed += 1
-        except FileNotFoundError:  # another process removed it first
-            continue
-    return removed
+def prune_scratch() -> int:
+    """Delete this host's scratch copies of blobs nothing names any more (a purged version, a compacted data set):
+    the process that deleted the object dropped its own copy, every other host drops its copies here. Returns how
+    many went (none with the folder store, which keeps no copies)."""
+    store = get_store()
+    cached = store.cached()
+    if not cached:
+        return 0
+    with session_scope() as session:
+        live = blobs_in_use(session, cached)
+    stale = [sha for sha in cached if sha not in live]
+    for sha in stale:
+        store.drop_cached(sha)
+    return len(stale)

@@ -8,14 +8,24 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+    # A rejected value is not repeated in the error (it may be a secret: a key, a token, a URL with a password).
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", hide_input_in_errors=True)
 
     # SQLAlchemy URL. Default: a SQLite file under ./var (the embedded default).
     database_url: str = Field(default="sqlite:///./var/unlearn.db", alias="DATABASE_URL")
     # Redis holding the RQ queues.
     redis_url: str = Field(default="redis://localhost:6379/0", alias="REDIS_URL")
-    # Folder of the content-addressed blob store (checkpoints, data sets, gradient caches).
+    # Folder of the content-addressed blob store (checkpoints, data sets, gradient caches), used when
+    # UNLEARN_STORAGE_URL is unset.
     storage_dir: Path = Field(default=Path("./var/blobs"), alias="UNLEARN_STORAGE_DIR")
+    # Where blobs live: unset = the folder UNLEARN_STORAGE_DIR; file://PATH = that folder; or an S3-compatible
+    # bucket, s3://BUCKET/PREFIX?endpoint=URL&region=NAME (credentials from AWS_ACCESS_KEY_ID and
+    # AWS_SECRET_ACCESS_KEY or boto3's other sources, never in the URL). docs/deploy.md, "Object storage".
+    storage_url: str | None = Field(default=None, alias="UNLEARN_STORAGE_URL")
+    # Local folder of a process using an object store: files on their way up, and a cache of the blobs it read.
+    scratch_dir: Path = Field(default=Path("./var/scratch"), alias="UNLEARN_SCRATCH_DIR")
+    # Bytes of blobs the scratch cache keeps (least recently used copies go first); 16 GiB.
+    scratch_cache_bytes: int = Field(default=16 * 1024**3, ge=0, alias="UNLEARN_SCRATCH_CACHE_BYTES")
     # Torch device for workers: auto (CUDA when present), cpu, cuda, cuda:N.
     device: str = Field(default="auto", alias="UNLEARN_DEVICE")
     # If set at start, an admin API key with this value exists.
@@ -84,6 +94,16 @@ class Settings(BaseSettings):
     # Two per process gave the best throughput and tail latency in the service benchmark; slow requests such as
     # uploads use the other threads, so they never hold up deletion requests.
     deletion_threads: int = Field(default=2, ge=1, alias="UNLEARN_DELETION_THREADS")
+
+    @field_validator("storage_url")
+    @classmethod
+    def _storage_url(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        from app.core.storage import parse_storage_url
+
+        parse_storage_url(value)  # a malformed URL stops the process at start, saying what is wrong
+        return value.strip()
 
     @field_validator("metrics_token", mode="before")
     @classmethod

@@ -4,14 +4,12 @@ file (RFC 9110 lets a server ignore Range)."""
 
 import asyncio
 import contextlib
-import os
 import re
-from typing import BinaryIO
 
 from fastapi import Request, Response
 
 from app.core.errors import Gone, RangeNotSatisfiable
-from app.core.storage import BlobStore
+from app.core.storage import BlobStore, RangeReader
 from app.models.orm import ModelVersion
 
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
@@ -55,45 +53,47 @@ DOWNLOAD_CHUNK = 8 * 1024 * 1024  # bytes read and sent per step of a download
 FIRST_CHUNK = 1024 * 1024  # the first step is small, so that sending starts before 8 MiB are read
 
 
-class FileRangeResponse(Response):
-    """Sends bytes start..end (inclusive) of an open file: a 1 MiB first step, then 8 MiB steps. The next step
-    is read in a worker thread while the current one is being sent, and the kernel is told the file is read
-    sequentially (a larger read-ahead), so a checkpoint that is not in the page cache streams at about the disk's
-    speed instead of the disk's and the socket's times added together."""
+class BlobRangeResponse(Response):
+    """Sends the bytes of an open blob range (app.core.storage.RangeReader): a 1 MiB first step, then 8 MiB
+    steps. The next step is read in a worker thread while the current one is being sent, so a checkpoint streams
+    at about the speed of the slower of the two sides (the disk or the object store, and the client) instead of
+    both their times added together. From the folder store the reads are preads with sequential read-ahead; from
+    an object store they are the body of one ranged GET, proxied: the object store is never exposed to clients."""
 
-    def __init__(self, fh: BinaryIO, start: int, end: int, *, status_code: int, headers: dict[str, str]) -> None:
+    def __init__(self, reader: RangeReader, length: int, *, status_code: int, headers: dict[str, str]) -> None:
         super().__init__(status_code=status_code, headers=headers, media_type="application/octet-stream")
-        self.fh, self.start, self.end = fh, start, end
+        self.reader, self.length = reader, length
 
     async def __call__(self, scope, receive, send) -> None:
-        with self.fh:
+        try:
             await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
             if scope.get("method") == "HEAD":
                 await send({"type": "http.response.body", "body": b"", "more_body": False})
                 return
-            fd = self.fh.fileno()
-            with contextlib.suppress(OSError, AttributeError):  # advice only; not on every platform
-                os.posix_fadvise(fd, self.start, self.end - self.start + 1, os.POSIX_FADV_SEQUENTIAL)
-            loop = asyncio.get_running_loop()
-            offset, remaining = self.start, self.end - self.start + 1
-            reading = loop.run_in_executor(None, os.pread, fd, min(FIRST_CHUNK, remaining), offset)
-            try:
-                while remaining > 0:
-                    chunk = await reading
-                    reading = None
-                    if not chunk:
-                        break
-                    offset += len(chunk)
-                    remaining -= len(chunk)
-                    if remaining > 0:
-                        reading = loop.run_in_executor(None, os.pread, fd, min(DOWNLOAD_CHUNK, remaining), offset)
-                    await send({"type": "http.response.body", "body": chunk, "more_body": remaining > 0})
+            await self._send_body(send)
+        finally:
+            await asyncio.get_running_loop().run_in_executor(None, self.reader.close)
+
+    async def _send_body(self, send) -> None:
+        loop = asyncio.get_running_loop()
+        remaining = self.length
+        reading = loop.run_in_executor(None, self.reader.read, min(FIRST_CHUNK, remaining)) if remaining else None
+        try:
+            while remaining > 0:
+                chunk = await reading
+                reading = None
+                if not chunk:
+                    break
+                remaining -= len(chunk)
                 if remaining > 0:
-                    await send({"type": "http.response.body", "body": b"", "more_body": False})
-            finally:
-                if reading is not None:  # the client went away mid-send: let the read finish before the close
-                    with contextlib.suppress(BaseException):
-                        await asyncio.shield(reading)
+                    reading = loop.run_in_executor(None, self.reader.read, min(DOWNLOAD_CHUNK, remaining))
+                await send({"type": "http.response.body", "body": chunk, "more_body": remaining > 0})
+            if remaining > 0 or self.length == 0:
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
+        finally:
+            if reading is not None:  # the client went away mid-send: let the read finish before the close
+                with contextlib.suppress(BaseException):
+                    await asyncio.shield(reading)
 
 
 def checkpoint_response(request: Request, *, version: ModelVersion, store: BlobStore) -> Response:
@@ -119,14 +119,15 @@ def checkpoint_response(request: Request, *, version: ModelVersion, store: BlobS
     byte_range = None
     if if_range is None or if_range.strip() == etag:
         byte_range = parse_range(request.headers.get("range"), size)
+    start, end = byte_range if byte_range else (0, size - 1)
     try:
-        fh = open(store.path(version.checkpoint_sha256), "rb")  # noqa: SIM115 - closed by the stream
+        reader = store.open_range(version.checkpoint_sha256, start, end)
     except FileNotFoundError:
         raise gone from None  # purged between the database read and the open
-    start, end = byte_range if byte_range else (0, size - 1)
-    headers["Content-Length"] = str(end - start + 1 if size else 0)
+    length = end - start + 1 if size else 0
+    headers["Content-Length"] = str(length)
     status = 200
     if byte_range:
         status = 206
         headers["Content-Range"] = f"bytes {start}-{end}/{size}"
-    return FileRangeResponse(fh, start, end, status_code=status, headers=headers)
+    return BlobRangeResponse(reader, length, status_code=status, headers=headers)

@@ -11,14 +11,13 @@ import pytest
 from safetensors.numpy import save
 from sqlalchemy import select
 
-from app.core.config import get_settings
 from app.core.db import session_scope, utcnow
-from app.core.storage import BlobStore
 from app.datasets.orm import Dataset, DatasetRow
 from app.deletions.orm import DeletionRequest, Tombstone
 from app.keys.orm import Tenant
 from app.models.orm import Model, ModelVersion
 from tests.helpers import digits_arrays
+from workers.datastore import get_store
 
 SMALL_MLP = {"name": "mlp", "config": {"in_features": 64, "hidden": [16], "num_classes": 10}}
 # Unlearning defaults that always take at least one step (no utility guard undoing it on a tiny model).
@@ -37,7 +36,7 @@ def make_dataset(tenant_id: str, *, rows: int | None = None) -> str:
     x, y, hx, hy = digits_arrays()
     if rows is not None:
         x, y = x[:rows], y[:rows]
-    store = BlobStore(get_settings().storage_dir)
+    store = get_store()
     data = save({"features": x, "labels": y, "holdout_features": hx, "holdout_labels": hy})
     sha, size = store.put_bytes(data)
     dataset_id = str(uuid.uuid4())
@@ -82,7 +81,7 @@ def make_training_model(
 
 def make_uploaded_model(tenant_id: str, dataset_id: str, checkpoint: bytes, architecture: dict) -> str:
     """A ready model with version 1 from an uploaded checkpoint (no training recipe)."""
-    store = BlobStore(get_settings().storage_dir)
+    store = get_store()
     sha, size = store.put_bytes(checkpoint)
     model_id = str(uuid.uuid4())
     with session_scope() as session:

@@ -12,7 +12,7 @@ from sqlalchemy import select
 from app.core.config import get_settings
 from app.core.db import session_scope
 from app.core.idhash import get_id_hasher, is_hashed
-from app.core.storage import BlobStore
+from app.core.storage import FileBlobStore
 from app.datasets.orm import Dataset, DatasetCompaction, DatasetRow
 from app.models.orm import ModelVersion
 from tests.helpers import digits_arrays
@@ -67,7 +67,7 @@ def test_compaction_erases_rows_and_keeps_the_row_space_aligned(settings):
     dataset_id = f.make_dataset(tenant, rows=ROWS)
     model_id = f.trained_model(tenant, dataset_id, unlearn_defaults=f.MOVING_UPDATE)
     refresh_cache(model_id, 1)
-    store = BlobStore(get_settings().storage_dir)
+    store = FileBlobStore(get_settings().storage_dir)
     old_blob = _dataset(dataset_id).blob_sha256
     erased = _unique_rows(x, [5, 17, 42, 43, 44])[:3]
     assert len(erased) == 3
@@ -171,13 +171,14 @@ def test_a_model_in_training_holds_compaction_off(settings):
     assert _dataset(dataset_id).num_rows == rows
 
 
+@pytest.mark.parametrize("storage", ["file", "s3"])
 def test_a_crash_before_the_switch_changes_nothing_and_the_next_run_compacts(settings, monkeypatch):
     rows = ROWS + 3  # a blob of its own: other data sets of the module's database share none
     tenant = f.make_tenant()
     dataset_id = f.make_dataset(tenant, rows=rows)
     model_id = f.trained_model(tenant, dataset_id, unlearn_defaults=f.MOVING_UPDATE)
     _delete(tenant, model_id, [2, 8])
-    store = BlobStore(get_settings().storage_dir)
+    store = datastore.get_store()
     old_blob = _dataset(dataset_id).blob_sha256
 
     def crash(*args, **kwargs):
@@ -200,13 +201,14 @@ def test_a_crash_before_the_switch_changes_nothing_and_the_next_run_compacts(set
     assert not store.exists(old_blob)
 
 
+@pytest.mark.parametrize("storage", ["file", "s3"])
 def test_a_crash_after_the_switch_leaves_the_old_blob_to_the_next_run(settings, monkeypatch):
     rows = ROWS + 4  # a blob of its own: other data sets of the module's database share none
     tenant = f.make_tenant()
     dataset_id = f.make_dataset(tenant, rows=rows)
     model_id = f.trained_model(tenant, dataset_id, unlearn_defaults=f.MOVING_UPDATE)
     _delete(tenant, model_id, [11])
-    store = BlobStore(get_settings().storage_dir)
+    store = datastore.get_store()
     old_blob = _dataset(dataset_id).blob_sha256
 
     def crash(compaction_id):
@@ -271,4 +273,4 @@ def test_a_cache_recorded_after_the_rewrite_is_dropped_by_the_switch(settings, m
     assert (result["caches_dropped"], result["caches_rewritten"]) == (1, 0)
     assert result["dropped_caches"] == [(model_id, 2)]
     assert f.versions(model_id)[-1].grad_cache_sha256 is None, "its covered mask names the old positions"
-    assert not BlobStore(get_settings().storage_dir).exists(cache_sha)
+    assert not FileBlobStore(get_settings().storage_dir).exists(cache_sha)

@@ -9,7 +9,7 @@ import pytest
 from app.core.config import get_settings
 from app.core.db import session_scope
 from app.core.security import Principal
-from app.core.storage import BlobStore
+from app.core.storage import FileBlobStore
 from app.models.removal import remove_model
 from tests.helpers import logreg_checkpoint
 from tests.workers import factories as f
@@ -25,7 +25,7 @@ LOGREG = {"name": "logreg", "config": {"in_features": 64, "num_classes": 10}}
 def _remove(tenant_id: str, model_id: str) -> None:
     with session_scope() as session:
         principal = Principal(key_id="test-operator", tenant_id=tenant_id, role="operator")
-        remove_model(session, principal=principal, model_id=model_id, store=BlobStore(get_settings().storage_dir))
+        remove_model(session, principal=principal, model_id=model_id, store=FileBlobStore(get_settings().storage_dir))
 
 
 def _blobs() -> list[str]:

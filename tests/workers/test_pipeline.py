@@ -6,7 +6,7 @@ import pytest
 from safetensors.torch import load_file
 
 from app.core.config import get_settings
-from app.core.storage import BlobStore
+from app.core.storage import FileBlobStore
 from tests.workers import factories as f
 from workers.engine import ArchSpec, build_model
 from workers.queue import enqueue_deletion, enqueue_training
@@ -29,7 +29,7 @@ def _cached(model_id, version):
 
 
 def test_train_delete_retrain_purge(settings, workers):
-    store = BlobStore(get_settings().storage_dir)
+    store = FileBlobStore(get_settings().storage_dir)
     tenant = f.make_tenant()
     dataset = f.make_dataset(tenant)
     model_id = f.make_training_model(tenant, dataset, unlearn_defaults=f.MOVING_UPDATE)

@@ -12,7 +12,7 @@ from rq import Worker
 
 from app.core.config import get_settings
 from app.core.db import session_scope
-from app.core.storage import BlobStore
+from app.core.storage import FileBlobStore
 from tests.workers import factories as f
 from workers.queue import enqueue_deletion, get_queue, get_redis
 
@@ -95,7 +95,7 @@ def test_concurrent_deletions_with_two_workers_apply_each_once_in_sequence(setti
 
 
 def test_sigkill_mid_update_leaves_no_version_and_the_request_is_retried(settings, workers):
-    store = BlobStore(get_settings().storage_dir)
+    store = FileBlobStore(get_settings().storage_dir)
     tenant = f.make_tenant()
     model_id = f.trained_model(tenant, f.make_dataset(tenant), unlearn_defaults=SLOW_UPDATE)
     rid = f.make_deletion(tenant, model_id, list(range(20)))
@@ -151,7 +151,7 @@ def test_flushed_redis_is_rebuilt_from_the_database(settings, workers, monkeypat
 
 
 def test_a_job_that_fails_for_good_marks_the_request_failed_and_deletes_nothing(settings, workers):
-    store = BlobStore(get_settings().storage_dir)
+    store = FileBlobStore(get_settings().storage_dir)
     tenant = f.make_tenant()
     model_id = f.trained_model(tenant, f.make_dataset(tenant))
     (v1,) = f.versions(model_id)

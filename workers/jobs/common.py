@@ -112,7 +112,7 @@ def arch_spec(architecture: dict[str, Any]) -> ArchSpec:
 
 
 def read_checkpoint(sha256: str) -> dict[str, Tensor]:
-    return load_checkpoint(get_store().path(sha256))
+    return load_checkpoint(get_store().local_path(sha256))
 
 
 def write_checkpoint(state_dict: dict[str, Tensor]) -> tuple[str, int]:

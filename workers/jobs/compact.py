@@ -96,7 +96,7 @@ def _write_blob(p: Plan, drop: list[int]) -> tuple[str, int, str]:
     fh, tmp = store.temp_file()
     try:
         with fh:
-            sha, size = rewrite_without_rows(store.path(p.blob_sha256), fh, drop)
+            sha, size = rewrite_without_rows(store.local_path(p.blob_sha256), fh, drop)
             fh.flush()
             os.fsync(fh.fileno())
         compaction_id = str(uuid.uuid4())

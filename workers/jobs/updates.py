@@ -72,7 +72,7 @@ def run_update(
         raise PermanentError("forgetting every live row leaves nothing to retain")
     spec = arch_spec(model_info["architecture"])
     with phase("deletion", "load_checkpoint"):
-        state = load_checkpoint(get_store().path(base_info["checkpoint_sha256"]))
+        state = load_checkpoint(get_store().local_path(base_info["checkpoint_sha256"]))
     if method == "retrain":
         result = _retrain(spec, model_info, state, data, retain_mask, forget_idx, on_stage)
     elif method == "iau":
