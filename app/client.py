@@ -1,4 +1,4 @@
-"""Typed Python client for the unlearning service's HTTP API (design.md section 6).
+"""Typed Python client for the unlearning service's HTTP API (docs/engine.md, docs/api.md).
 
     from app.client import UnlearnClient
 

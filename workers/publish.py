@@ -2,7 +2,7 @@
 
 publish_version is the publication point of a deletion update: one transaction records the new version, the
 requests' results, the tombstones, the superseded version's purge (its download answers 410 from that moment,
-design.md section 5), the audit entries and the data set's due compaction (workers.jobs.compact), after the
+docs/api.md), the audit entries and the data set's due compaction (workers.jobs.compact), after the
 checkpoint blob is fully written. A crash before its commit leaves nothing visible; after it, the requests are
 `succeeded` and a retry does nothing. The superseded blobs are deleted right after the commit, and again by the
 reconciler if a crash came in between.

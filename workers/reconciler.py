@@ -1,4 +1,4 @@
-"""Rebuild the work queue from the database, the source of truth (design.md section 1).
+"""Rebuild the work queue from the database, the source of truth (docs/engine.md, docs/api.md).
 
 Runs when a worker starts and then every Settings.reconcile_interval_s. It re-enqueues
 

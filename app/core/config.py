@@ -1,4 +1,4 @@
-"""Service configuration: one typed Settings object read from the environment (design.md section 8)."""
+"""Service configuration: one typed Settings object read from the environment (docs/engine.md, docs/api.md)."""
 
 from functools import lru_cache
 from pathlib import Path

@@ -1,4 +1,4 @@
-"""The per-version gradient cache of Influence Approximation Unlearning (IAU, Liu et al.), design.md section 3.
+"""The per-version gradient cache of Influence Approximation Unlearning (IAU, Liu et al.), docs/engine.md.
 
 G = sum over the rows a version covers of grad_theta l at that version's parameters: a float64 tensor per
 parameter (the size of the model). A request then gets sum_{D_r} grad l = G - sum_{D_f} grad l - sum_{X} grad l

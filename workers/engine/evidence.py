@@ -1,4 +1,4 @@
-"""Removal evidence: what was measured before and after an unlearning update (design.md section 4).
+"""Removal evidence: what was measured before and after an unlearning update (docs/engine.md, docs/api.md).
 
 Figures: forget-set and holdout loss/accuracy, accuracy on a fixed seeded sample of retained rows, the
 loss-threshold membership-inference AUC of forget rows against holdout rows (Yeom et al.; 0.5 means the attack

@@ -1,4 +1,4 @@
-"""Influence Approximation Unlearning (IAU, Liu et al., 2024) as the workers apply it (design.md section 3).
+"""Influence Approximation Unlearning (IAU, Liu et al., 2024) as the workers apply it (docs/engine.md, docs/api.md).
 
 The default update is the targeted pipeline (targeted.py: the IAU step, a bounded repair over minibatches and a
 verdict against a stated target); `update` "neggrad+" and "salun" run the same pipeline with another stage-2 loss.

@@ -1,4 +1,4 @@
-"""Apply deletion requests to a model: lock, coalesce, unlearn, publish, purge (design.md sections 1, 3, 5).
+"""Apply deletion requests to a model: lock, coalesce, unlearn, publish, purge (docs/engine.md, docs/api.md).
 
 One job is enqueued per deletion request, but whichever job holds the model's lock applies everything that is
 waiting for that model, oldest first, one update at a time (workers/jobs/batches.py says which requests share an
