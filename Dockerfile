@@ -3,7 +3,8 @@
 #   migrate     one-shot schema migration (`alembic upgrade head`), same image as api
 #   worker      RQ worker with CUDA-enabled torch (one process per GPU)
 #   worker-cpu  RQ worker with CPU-only torch
-# Dependencies are read from pyproject.toml and the project is installed with `pip install .`.
+# Dependencies are read from pyproject.toml and the project is installed with `pip install .`; the client package
+# (clients/python: the audit verifier the service signs its log with) is installed first, from the same context.
 #   docker build --target api -t unlearn-api .
 #   docker build --target worker -t unlearn-worker .
 # Build arguments (defaults: the public images and indexes):
@@ -40,6 +41,7 @@ WORKDIR /srv/unlearn
 FROM base AS build
 RUN python -m venv /opt/venv
 COPY pyproject.toml ./
+COPY clients/python ./clients/python
 RUN python -c "import re, tomllib; deps = tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']; \
 open('/tmp/torch.txt', 'w').write('\n'.join(d for d in deps if re.split(r'[<>=!~;\[ ]', d)[0] == 'torch') + '\n'); \
 open('/tmp/requirements.txt', 'w').write('\n'.join(deps) + '\n')"
@@ -53,6 +55,7 @@ RUN --mount=type=bind,source=wheels,target=/tmp/wheels \
     --mount=type=secret,id=ca_bundle \
     if [ -s /run/secrets/ca_bundle ]; then export PIP_CERT=/run/secrets/ca_bundle; fi \
  && pip install --find-links /tmp/wheels ${TORCH_CPU_INDEX_URL:+--index-url "${TORCH_CPU_INDEX_URL}"} -r /tmp/torch.txt \
+ && pip install ./clients/python \
  && pip install --find-links /tmp/wheels -r /tmp/requirements.txt
 COPY README.md ./
 COPY app ./app
@@ -67,6 +70,7 @@ RUN --mount=type=secret,id=ca_bundle \
 FROM build AS venv-cuda
 RUN --mount=type=secret,id=ca_bundle \
     if [ -s /run/secrets/ca_bundle ]; then export PIP_CERT=/run/secrets/ca_bundle; fi \
+ && pip install ./clients/python \
  && pip install -r /tmp/requirements.txt
 COPY README.md ./
 COPY app ./app

@@ -7,19 +7,21 @@ STAMP := $(VENV)/.installed-stamp
 # The example architecture plugins (entry points in `unlearn.architectures`); the tests use them.
 PLUGINS := $(wildcard examples/plugins/*/pyproject.toml)
 
-.PHONY: install run demo test lint format services migrate bench bench-quick bench-text deploy-check images compose-check clean
+.PHONY: install run demo test lint format services browser migrate bench bench-quick bench-text deploy-check images compose-check clean
 
-$(STAMP): pyproject.toml $(PLUGINS)
+$(STAMP): pyproject.toml clients/python/pyproject.toml $(PLUGINS)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	# The pinned CPU build of torch first: a looser requirement would pull a multi-GB CUDA build.
 	$(PY) -m pip install --quiet torch==2.13.0
+	# The client package (the `unlearn` command, the audit verifier the service also uses), editable.
+	$(PY) -m pip install --quiet -e ./clients/python
 	$(PY) -m pip install --quiet -e '.[dev]'
 	$(PY) -m pip install --quiet $(foreach p,$(PLUGINS),-e $(dir $(p)))
 	touch $(STAMP)
 
 install: $(STAMP)
 
-## Start the API on :8000 and one worker on embedded defaults (SQLite file, ./var/blobs, local Redis).
+## Start the API on :$PORT (default 8000) and one worker on embedded defaults (SQLite file, ./var/blobs, local Redis).
 run: install
 	bash scripts/run.sh
 
@@ -34,6 +36,10 @@ migrate: install
 services:
 	bash scripts/ensure-services.sh
 
+## Headless Chromium and chromium-driver for the browser tests (Debian packages; apt-get where this runs as root).
+browser:
+	bash scripts/install-browser.sh
+
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
@@ -42,7 +48,7 @@ format: install
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
-test: install services lint
+test: install services browser lint
 	$(PY) -m pytest
 
 ## Unlearning-quality and scaling benchmark (not part of the tests).

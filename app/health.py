@@ -4,6 +4,7 @@ import logging
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 from sqlalchemy import func, select, text
 
 from app.core.errors import problem_responses
@@ -11,6 +12,15 @@ from app.core.logging import log_event
 from app.core.metrics import LiveCollector, check_metrics_token, render_metrics
 
 router = APIRouter(tags=["health"])
+
+
+class Readiness(BaseModel):
+    # ok, or unavailable when any check failed.
+    status: str
+    # database, redis and storage: ok or error.
+    checks: dict[str, str]
+
+
 log = logging.getLogger("app.health")
 
 
@@ -34,7 +44,11 @@ def _check_storage(request: Request) -> None:
     request.app.state.store.check()
 
 
-@router.get("/readyz")
+@router.get(
+    "/readyz",
+    response_model=Readiness,
+    responses={503: {"model": Readiness, "description": "not ready: the checks say which dependency failed"}},
+)
 def readyz(request: Request) -> JSONResponse:
     """Readiness: the database, Redis and the blob store answer (503 when any does not)."""
     checks: dict[str, str] = {}
@@ -80,7 +94,15 @@ def _request_counts(request: Request) -> dict[str, int]:
     return counts
 
 
-@router.get("/metrics", responses=problem_responses(401, 403))
+@router.get(
+    "/metrics",
+    response_class=Response,
+    openapi_extra={"security": [{"metricsToken": []}]},
+    responses={
+        200: {"content": {"text/plain": {"schema": {"type": "string"}}}, "description": "Prometheus text"},
+        **problem_responses(401, 403),
+    },
+)
 def metrics(request: Request) -> Response:
     """Prometheus text exposition: every process's metrics plus queue depth and open requests read now.
     Needs `Authorization: Bearer <UNLEARN_METRICS_TOKEN>` (401 without it; 403 when no token is set)."""

@@ -12,12 +12,14 @@ from app import health
 from app.architectures.router import router as architectures_router
 from app.audit.router import init_signer
 from app.audit.router import router as audit_router
+from app.console.router import install_console
 from app.core.config import Settings, get_settings
 from app.core.db import make_engine
 from app.core.deps import JobQueue
-from app.core.errors import Problem, install_error_handlers
+from app.core.errors import install_error_handlers
 from app.core.logging import configure_logging, log_event
 from app.core.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
+from app.core.openapi import complete, install_docs, operation_id
 from app.core.storage import open_store
 from app.datasets.router import router as datasets_router
 from app.deletions.router import router as deletions_router
@@ -60,8 +62,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         title="Unlearning service",
         version="1",
         description="Deletion requests against registered PyTorch classifiers, applied with Influence "
-        "Approximation Unlearning; versioned checkpoints and an audit trail. Errors are RFC 9457 problem details.",
+        "Approximation Unlearning; versioned checkpoints and an audit trail. Errors are RFC 9457 problem details. "
+        "Lists answer {items, next_cursor, limit}: pass next_cursor back as cursor for the next page.",
         lifespan=lifespan,
+        docs_url=None,  # served from local assets by install_docs
+        redoc_url=None,
+        generate_unique_id_function=operation_id,
     )
     app.state.settings = settings
     app.state.engine = engine
@@ -87,6 +93,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(models_router)
     app.include_router(deletions_router)
     app.include_router(audit_router)
+    install_docs(app)
+    install_console(app)
     _extend_openapi(app)
     return app
 
@@ -96,10 +104,7 @@ def _extend_openapi(app: FastAPI) -> None:
 
     def openapi() -> dict:
         if app.openapi_schema is None:
-            schema = generate()
-            components = schema.setdefault("components", {}).setdefault("schemas", {})
-            components.update(openapi_components())
-            components["Problem"] = Problem.model_json_schema()
+            app.openapi_schema = complete(generate(), openapi_components())
         return app.openapi_schema
 
     app.openapi = openapi

@@ -80,7 +80,7 @@ def _serve(host: str, port: int, parent: int) -> None:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m app.serve", description=__doc__.splitlines()[0])
     ap.add_argument("--host", default="127.0.0.1")
-    ap.add_argument("--port", type=int, default=8000)
+    ap.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")), help="default: $PORT, else 8000")
     ap.add_argument(
         "--workers",
         type=int,

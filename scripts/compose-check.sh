@@ -247,8 +247,8 @@ key = s.load_pem_private_key(open(os.environ['UNLEARN_AUDIT_KEY_PATH'], 'rb').re
 print(key.public_key().public_bytes(s.Encoding.PEM, s.PublicFormat.SubjectPublicKeyInfo).decode(), end='')
 " >"$WORK/audit-public-key.pem"
 export UNLEARN_URL=$url UNLEARN_API_KEY=$UNLEARN_BOOTSTRAP_ADMIN_KEY
-$PY -m app.cli receipt get "$deletion_id" -o "$WORK/receipt.json" >&2
-$PY -m app.cli receipt verify --file "$WORK/receipt.json" --public-key "$WORK/audit-public-key.pem" >&2 ||
+$PY -m unlearn_client receipt get "$deletion_id" -o "$WORK/receipt.json" >&2
+$PY -m unlearn_client receipt verify --file "$WORK/receipt.json" --public-key "$WORK/audit-public-key.pem" >&2 ||
     die "the receipt did not verify against the key read from the API container"
 
 # --- 10. Metrics behind the token ----------------------------------------------------------------------------

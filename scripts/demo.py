@@ -210,7 +210,7 @@ def main(argv: list[str] | None = None) -> int:
     print_evidence(done["evidence"] or {})
     print_verdict(done)
 
-    from app.client import verify_receipt
+    from unlearn_client.verify import verify_receipt_with as verify_receipt
 
     receipt = check(client.get(f"/v1/deletions/{deletion['id']}/receipt"), 200)
     key_id = verify_receipt(receipt, check(client.get("/v1/audit/public-key"), 200))

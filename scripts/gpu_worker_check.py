@@ -173,9 +173,8 @@ def service(device_setting: str, work: Path, redis_url: str, timeout: float) -> 
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(work / "metrics")
     (work / "metrics").mkdir(exist_ok=True)
     import httpx
+    from unlearn_client.verify import load_public_key, verify_receipt
 
-    from app.audit.signing import load_public_key
-    from app.audit.verify import verify_receipt
     from tests.helpers import upload_digits
     from tests.workers.factories import FAST_RECIPE, SMALL_MLP
     from workers.engine import resolve_device

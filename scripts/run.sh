@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
-# Start the service on embedded defaults: migrations, then one worker and the API on :8000.
+# Start the service on embedded defaults: migrations, then one worker and the API on 127.0.0.1:$PORT (default 8000).
 # Uses the Redis at REDIS_URL; when nothing answers there, starts a redis-server child process.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-PY=.venv/bin/python
+PY="${PY:-.venv/bin/python}"  # the project virtual environment (make install)
 
 mkdir -p var
 export DATABASE_URL="${DATABASE_URL:-sqlite:///./var/unlearn.db}"
 export REDIS_URL="${REDIS_URL:-redis://localhost:6379/0}"
 export UNLEARN_STORAGE_DIR="${UNLEARN_STORAGE_DIR:-./var/blobs}"
+PORT="${PORT:-8000}"
 # Development key for a local service; set your own outside development.
 export UNLEARN_BOOTSTRAP_ADMIN_KEY="${UNLEARN_BOOTSTRAP_ADMIN_KEY:-dev-admin-key}"
 # Development token for GET /metrics (curl -H "Authorization: Bearer dev-metrics-token" localhost:8000/metrics).
@@ -51,7 +52,8 @@ echo "run: starting one worker"
 $PY -m workers &
 pids+=($!)
 
-echo "run: API on http://127.0.0.1:8000 (admin key: \$UNLEARN_BOOTSTRAP_ADMIN_KEY)"
-$PY -m app.serve --host 127.0.0.1 --port "${PORT:-8000}" &
+echo "run: API on http://127.0.0.1:$PORT, console at http://127.0.0.1:$PORT/console (admin key: \$UNLEARN_BOOTSTRAP_ADMIN_KEY)"
+echo "run: for the unlearn command and scripts/demo.py: export UNLEARN_URL=http://127.0.0.1:$PORT"
+$PY -m app.serve --host 127.0.0.1 --port "$PORT" &
 pids+=($!)
 wait -n "${pids[@]}"

@@ -1,12 +1,9 @@
-"""Exceptions of the audit package."""
+"""Exceptions of the audit package (the verification ones are the client's: the service checks with its code)."""
 
+from unlearn_client.errors import VerificationError
+from unlearn_client.verify.canonical import CanonicalError
 
-class VerificationError(ValueError):
-    """A signature, hash, chain or proof did not verify; the message says which check failed and why."""
-
-
-class CanonicalError(ValueError):
-    """A value cannot be encoded canonically (non-finite float, non-string key, unsupported type)."""
+__all__ = ["AuditContentError", "CanonicalError", "VerificationError"]
 
 
 class AuditContentError(ValueError):

@@ -25,7 +25,7 @@ class AuditEntry(Base):
     request_id: Mapped[str | None] = mapped_column(String(64), index=True)
     # Identifiers (model_id, request_id, version, dataset_id, key_id, ...), hashed into the entry.
     refs: Mapped[dict[str, Any]] = mapped_column(JSON)
-    # Measured evidence (docs/engine.md, docs/api.md): figures, hashes and commitments only.
+    # Measured evidence (docs/design.md section 4): figures, hashes and commitments only.
     evidence: Mapped[dict[str, Any]] = mapped_column(JSON)
     # Hex sha256 of the previous entry (64 zeros for the first); unique, so the chain cannot fork.
     prev_hash: Mapped[str] = mapped_column(String(64))

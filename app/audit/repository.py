@@ -7,6 +7,7 @@ from sqlalchemy import Row, event, insert, or_, select, text, update
 from sqlalchemy.orm import Session
 
 from app.audit.orm import AuditEntry
+from app.core.pagination import PageParams, keyset_page
 
 # Transaction-level PostgreSQL advisory lock serialising appends (a key of its own, apart from model locks).
 _INSERT = insert(AuditEntry.__table__)
@@ -101,19 +102,26 @@ def list_entries(
     *,
     tenant_id: str | None,
     model_id: str | None = None,
-    request_id: str | None = None,
-    after_seq: int = 0,
-    limit: int = 100,
-) -> Sequence[AuditEntry]:
-    """Entries after ``after_seq`` in order; ``tenant_id`` None means every tenant."""
-    query = select(AuditEntry).where(AuditEntry.seq > after_seq)
+    deletion_id: str | None = None,
+    params: PageParams,
+) -> tuple[list[AuditEntry], str | None]:
+    """One page of entries in sequence order, and the cursor of the next; ``tenant_id`` None means every tenant."""
+    query = select(AuditEntry)
     if tenant_id is not None:
         query = query.where(AuditEntry.tenant_id == tenant_id)
     if model_id is not None:
         query = query.where(AuditEntry.model_id == model_id)
-    if request_id is not None:
-        query = query.where(AuditEntry.request_id == request_id)
-    return session.scalars(query.order_by(AuditEntry.seq).limit(limit)).all()
+    if deletion_id is not None:
+        query = query.where(AuditEntry.request_id == deletion_id)
+    return keyset_page(
+        session,
+        query,
+        columns=[AuditEntry.seq],
+        kinds=[int],
+        params=params,
+        descending=False,
+        key_of=lambda entry: (entry.seq,),
+    )
 
 
 def entries_for_request(session: Session, *, request_id: str, model_id: str) -> Sequence[AuditEntry]:

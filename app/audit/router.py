@@ -1,6 +1,6 @@
 """Audit endpoints: the log, its signed tree head (JSON, and a C2SP checkpoint for witnesses), inclusion and
 consistency proofs, the public key, and deletion receipts. Every document they return can be checked offline with
-``python -m app.audit.verify``.
+``python -m unlearn_client.verify``.
 
 Tenants see their own entries; admins of the default tenant see every entry (and can verify the whole log).
 Tree heads and proofs cover the whole log: they reveal hashes only. When the stored log fails an integrity check
@@ -11,17 +11,22 @@ import threading
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, Path, Query, Request
-from fastapi.responses import PlainTextResponse
+from fastapi.responses import JSONResponse, PlainTextResponse
 from sqlalchemy.orm import Session
 
 from app.audit import checkpoint, outbox, repository, tree
 from app.audit.canonical import entry_document
+from app.audit.schemas import AuditEntryOut
 from app.audit.service import deletion_receipt
 from app.audit.signing import Signer, log_signer
 from app.core.deps import DB, Reader, Requester
-from app.core.errors import NotFound, Unprocessable
+from app.core.errors import NotFound, Unprocessable, problem_responses
+from app.core.pagination import DEFAULT_LIMIT, MAX_CURSOR_CHARS, Page, PageParams
 from app.core.security import Principal
 
+# Signed documents are rendered by json.dumps (response_class=JSONResponse), which writes every number as Python's
+# repr, exactly as the canonical form does: a verifier that keeps number text (the web console's) can recompute
+# hashes and signatures from the bytes served. FastAPI's default fast path writes floats its own way (1e-5 for 1e-05).
 MAX_SEQ = 2**62  # larger sequence numbers or tree sizes are refused with 422, not looked up
 router = APIRouter(prefix="/v1", tags=["audit"])
 MAX_PAGE = 1000  # entries per page of GET /v1/audit
@@ -70,32 +75,34 @@ def _check_size(size: int, current: int, name: str) -> None:
         raise Unprocessable(f"{name}={size} is past the end of the log, which holds {current} entries")
 
 
-@router.get("/audit")
-def list_audit(
+def audit_page_params(
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE, description="entries per page")] = DEFAULT_LIMIT,
+    cursor: Annotated[
+        str | None, Query(max_length=MAX_CURSOR_CHARS, description="next_cursor of the previous page")
+    ] = None,
+) -> PageParams:
+    """The list convention, with larger pages allowed: whoever verifies a whole log reads every entry."""
+    return PageParams(limit=limit, cursor=cursor)
+
+
+@router.get("/audit", response_model=Page[AuditEntryOut], response_class=JSONResponse)
+def list_audit_entries(
     db: LogDB,
     principal: Reader,
-    model_id: str | None = None,
-    request_id: str | None = None,
-    after_seq: Annotated[int, Query(ge=0, le=MAX_SEQ)] = 0,
-    limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 100,
+    paging: Annotated[PageParams, Depends(audit_page_params)],
+    model_id: Annotated[str | None, Query(max_length=36, description="only entries about this model")] = None,
+    deletion_id: Annotated[str | None, Query(max_length=36, description="only entries about this deletion")] = None,
 ) -> dict[str, Any]:
-    """Audit entries after `after_seq`, oldest first; follow `next_after_seq` for the next page."""
-    entries = repository.list_entries(
-        db,
-        tenant_id=_visible_tenant(principal),
-        model_id=model_id,
-        request_id=request_id,
-        after_seq=after_seq,
-        limit=limit,
+    """Audit entries, oldest first (in sequence order): the caller's tenant's, or every entry for platform
+    admins."""
+    entries, cursor = repository.list_entries(
+        db, tenant_id=_visible_tenant(principal), model_id=model_id, deletion_id=deletion_id, params=paging
     )
-    return {
-        "entries": [entry_document(e) for e in entries],
-        "next_after_seq": entries[-1].seq if len(entries) == limit else None,
-    }
+    return {"items": [entry_document(e) for e in entries], "next_cursor": cursor, "limit": paging.limit}
 
 
 @router.get("/audit/public-key")
-def public_key(signer: SignerDep) -> dict[str, str]:
+def get_public_key(signer: SignerDep) -> dict[str, str]:
     """The Ed25519 public key that signs entries, tree heads, checkpoints and receipts (PEM and raw base64), its
     key id, the log's checkpoint origin and the key as a signed-note verifier key."""
     return signer.public_key_document() | {
@@ -104,8 +111,8 @@ def public_key(signer: SignerDep) -> dict[str, str]:
     }
 
 
-@router.get("/audit/tree-head")
-def tree_head(
+@router.get("/audit/tree-head", response_class=JSONResponse)
+def get_tree_head(
     db: LogDB, _principal: Reader, signer: SignerDep, size: Annotated[int | None, Query(ge=0, le=MAX_SEQ)] = None
 ) -> dict[str, Any]:
     """The signed tree head of the whole log (or of its first `size` entries)."""
@@ -120,7 +127,7 @@ def tree_head(
     response_class=PlainTextResponse,
     responses={200: {"content": {"text/plain": {}}, "description": "A C2SP tlog-checkpoint signed note"}},
 )
-def latest_checkpoint(db: DB, signer: SignerDep) -> PlainTextResponse:
+def get_checkpoint(db: DB, signer: SignerDep) -> PlainTextResponse:
     """The signed tree head of the log as chained now, as a C2SP checkpoint (c2sp.org/tlog-checkpoint), for
     witnesses and monitors to poll. Public, like the key: it reveals a size and a hash; it does not chain the
     outbox first (events recorded a moment ago appear in the next checkpoint)."""
@@ -128,8 +135,8 @@ def latest_checkpoint(db: DB, signer: SignerDep) -> PlainTextResponse:
     return PlainTextResponse(note, media_type="text/plain; charset=utf-8", headers={"Cache-Control": "no-store"})
 
 
-@router.get("/audit/consistency")
-def consistency(
+@router.get("/audit/consistency", response_class=JSONResponse)
+def get_consistency(
     db: LogDB,
     _principal: Reader,
     signer: SignerDep,
@@ -146,7 +153,7 @@ def consistency(
     return proof | {"tree_head": tree.signed_tree_head(db, signer, second)}
 
 
-@router.get("/audit/{seq}")
+@router.get("/audit/{seq}", response_class=JSONResponse, responses=problem_responses(404))
 def get_audit_entry(
     db: LogDB, principal: Reader, signer: SignerDep, seq: Annotated[int, Path(ge=1, le=MAX_SEQ)]
 ) -> dict[str, Any]:
@@ -162,10 +169,10 @@ def get_audit_entry(
     return {"entry": document, "inclusion_proof": proof, "tree_head": tree.signed_tree_head(db, signer, size)}
 
 
-@router.get("/deletions/{request_id}/receipt")
-def receipt(db: LogDB, principal: Requester, signer: SignerDep, request_id: str) -> dict[str, Any]:
+@router.get("/deletions/{deletion_id}/receipt", response_class=JSONResponse, responses=problem_responses(404))
+def get_receipt(db: LogDB, principal: Requester, signer: SignerDep, deletion_id: str) -> dict[str, Any]:
     """The signed receipt of a deletion request: request, versions, evidence, audit entries with proofs."""
-    body = deletion_receipt(db, request_id=request_id, tenant_id=_visible_tenant(principal), signer=signer)
+    body = deletion_receipt(db, deletion_id=deletion_id, tenant_id=_visible_tenant(principal), signer=signer)
     if body is None:
-        raise NotFound(f"deletion request {request_id} not found")
+        raise NotFound(f"deletion request {deletion_id} not found")
     return body

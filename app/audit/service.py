@@ -182,15 +182,15 @@ def _request_entries(session: Session, request: DeletionRequest, size: int) -> l
 
 
 def deletion_receipt(
-    session: Session, *, request_id: str, tenant_id: str | None, signer: Signer
+    session: Session, *, deletion_id: str, tenant_id: str | None, signer: Signer
 ) -> dict[str, Any] | None:
     """The signed receipt of a deletion request, or None when no such request is visible to ``tenant_id``
     (None: every tenant). Inclusion proofs are against the signed head of the whole log as it is now.
 
     The receipt's times are those of the request's entries in the log (requested, first started, finished), so
-    that every field of the receipt that the log records is bound to it (app.audit.verify.verify_receipt).
+    that every field of the receipt that the log records is bound to it (unlearn_client.verify.checks.verify_receipt).
     """
-    request = session.get(DeletionRequest, request_id)
+    request = session.get(DeletionRequest, deletion_id)
     if request is None or (tenant_id is not None and request.tenant_id != tenant_id):
         return None
     size = tree.tree_size(session, signer)

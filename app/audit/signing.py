@@ -2,7 +2,8 @@
 
 A signature covers a domain tag (so a tree-head signature can never pass as a receipt or entry signature) followed
 by the canonical JSON of the signed object without its ``signature`` field. ``key_id`` is the hex sha256 of the raw
-32-byte public key.
+32-byte public key. Those encodings and the checks are unlearn_client.verify.keys; this module holds the private
+key and signs.
 
 Every audit entry is signed by the process that creates its event (the API for the events it records in the
 outbox, a worker for the entries it appends), over the event's content (``EVENT_FIELDS``: a random ``event_id``,
@@ -17,8 +18,6 @@ readers never see a partial file and, when two processes start at once, exactly 
 """
 
 import base64
-import binascii
-import hashlib
 import logging
 import os
 import secrets
@@ -30,102 +29,52 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
-
-from app.audit.canonical import EVENT_FIELDS, canonical_json
-from app.audit.exceptions import VerificationError
+from unlearn_client.verify.keys import (
+    ENTRY_DOMAIN,
+    RECEIPT_DOMAIN,
+    TREE_HEAD_DOMAIN,
+    event_message,
+    key_id_of,
+    load_public_key,
+    public_key_pem,
+    raw_public_key,
+    signed_message,
+    verify_event_signature,
+    verify_signature,
+)
+from unlearn_client.verify.note import DEFAULT_ORIGIN_PREFIX
 
 if TYPE_CHECKING:
     from app.core.config import Settings
 
+__all__ = [
+    "DEFAULT_ORIGIN_PREFIX",
+    "ENTRY_DOMAIN",
+    "RECEIPT_DOMAIN",
+    "TREE_HEAD_DOMAIN",
+    "Signer",
+    "event_message",
+    "key_id_of",
+    "load_or_create_signing_key",
+    "load_public_key",
+    "new_event_id",
+    "public_key_pem",
+    "raw_public_key",
+    "signed_message",
+    "verify_event_signature",
+    "verify_signature",
+]
+
 log = logging.getLogger(__name__)
 
-TREE_HEAD_DOMAIN = b"unlearn-audit/tree-head/v1\n"
-RECEIPT_DOMAIN = b"unlearn-audit/receipt/v1\n"
-ENTRY_DOMAIN = b"unlearn-audit/entry/v1\n"
-DEFAULT_ORIGIN_PREFIX = "unlearn.invalid/audit/"  # + the first 16 hex digits of the key id
 TREE_HEAD_FIELDS = ("tree_size", "root_hash", "timestamp", "key_id")
-
-
-def raw_public_key(public_key: Ed25519PublicKey) -> bytes:
-    return public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-
-
-def key_id_of(public_key: Ed25519PublicKey) -> str:
-    return hashlib.sha256(raw_public_key(public_key)).hexdigest()
-
-
-def public_key_pem(public_key: Ed25519PublicKey) -> str:
-    return public_key.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode(
-        "ascii"
-    )
-
-
-def load_public_key(data: bytes | str) -> Ed25519PublicKey:
-    """A public key from PEM (SubjectPublicKeyInfo) or the base64 of the raw 32 bytes."""
-    if isinstance(data, str):
-        data = data.encode("ascii")
-    text = data.strip()
-    try:
-        if text.startswith(b"-----BEGIN"):
-            key = serialization.load_pem_public_key(text)
-        else:
-            key = Ed25519PublicKey.from_public_bytes(base64.b64decode(text, validate=True))
-    except (ValueError, binascii.Error) as exc:
-        raise VerificationError(f"not an Ed25519 public key: {exc}") from exc
-    if not isinstance(key, Ed25519PublicKey):
-        raise VerificationError("public key is not Ed25519")
-    return key
-
-
-def signed_message(domain: bytes, document: Mapping[str, Any]) -> bytes:
-    return domain + canonical_json({k: v for k, v in document.items() if k != "signature"})
 
 
 def new_event_id() -> str:
     """128 random bits, hex: names one event for good (a copy of it is a replay)."""
     return secrets.token_hex(16)
-
-
-def event_message(event: Mapping[str, Any]) -> bytes:
-    """The bytes an entry's signature covers: ``ENTRY_DOMAIN`` + the canonical JSON of its ``EVENT_FIELDS``."""
-    missing = [f for f in EVENT_FIELDS if f not in event]
-    if missing:
-        raise VerificationError(f"event lacks fields {missing}")
-    return ENTRY_DOMAIN + canonical_json({f: event[f] for f in EVENT_FIELDS})
-
-
-def verify_event_signature(public_key: Ed25519PublicKey, entry: Mapping[str, Any]) -> None:
-    """Raise VerificationError unless ``entry["signature"]`` is this key's signature over the entry's event."""
-    signature = entry.get("signature")
-    if not isinstance(signature, str):
-        raise VerificationError("carries no signature")
-    try:
-        raw = base64.b64decode(signature, validate=True)
-    except binascii.Error as exc:
-        raise VerificationError("signature is not valid base64") from exc
-    try:
-        public_key.verify(raw, event_message(entry))
-    except InvalidSignature as exc:
-        raise VerificationError("signature is not the log key's signature over this content") from exc
-
-
-def verify_signature(public_key: Ed25519PublicKey, domain: bytes, document: Mapping[str, Any]) -> None:
-    """Raise VerificationError unless ``document["signature"]`` is this key's signature over the document."""
-    if document.get("key_id") != key_id_of(public_key):
-        raise VerificationError(
-            f"signed by key {document.get('key_id')!r}, not by the given public key {key_id_of(public_key)}"
-        )
-    try:
-        signature = base64.b64decode(str(document.get("signature", "")), validate=True)
-    except binascii.Error as exc:
-        raise VerificationError("signature is not valid base64") from exc
-    try:
-        public_key.verify(signature, signed_message(domain, document))
-    except InvalidSignature as exc:
-        raise VerificationError("signature does not verify") from exc
 
 
 @dataclass(frozen=True)

@@ -20,12 +20,12 @@ import threading
 from typing import Any
 
 from sqlalchemy.orm import Session
+from unlearn_client.verify.merkle import EMPTY_ROOT, MerkleTree, leaf_hash
 
 from app.audit import checkpoint, repository
 from app.audit.alarms import alarm, integrity_failure
 from app.audit.canonical import GENESIS_HASH, compute_entry_hash, entry_document
 from app.audit.exceptions import CanonicalError, VerificationError
-from app.audit.merkle import EMPTY_ROOT, MerkleTree, leaf_hash
 from app.audit.signing import Signer, verify_event_signature
 
 VERIFY_CHUNK = 1000  # entries read and verified per query when the cache grows

@@ -1,4 +1,4 @@
-"""Service configuration: one typed Settings object read from the environment (docs/engine.md, docs/api.md)."""
+"""Service configuration: one typed Settings object read from the environment (docs/design.md section 8)."""
 
 from functools import lru_cache
 from pathlib import Path

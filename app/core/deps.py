@@ -13,6 +13,7 @@ from typing import Annotated
 
 import redis
 from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
 from app.core.config import Settings
@@ -175,7 +176,14 @@ Store = Annotated[BlobStore, Depends(get_store)]
 Jobs = Annotated[JobQueue, Depends(get_jobs)]
 
 
-def authenticate(request: Request, db: DB) -> Principal:
+# The OpenAPI security scheme of every authenticated operation ("bearerAuth"); authenticate() reads the header.
+bearer = HTTPBearer(
+    auto_error=False, scheme_name="bearerAuth", description="An API key: `Authorization: Bearer unl_...`"
+)
+BearerDoc = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
+
+
+def authenticate(request: Request, db: DB, _scheme: BearerDoc = None) -> Principal:
     """The caller's principal from its Bearer API key (401 when missing, unknown or revoked; 429 past its rate)."""
     header = request.headers.get("authorization", "")
     scheme, _, raw = header.partition(" ")

@@ -1,5 +1,6 @@
 """Structured JSON logs: one line per event on stderr, for every logger of the process (the service's own, and
-uvicorn's, RQ's and any library's), bound to the request id (API) or the job id (workers).
+uvicorn's, RQ's and any library's), bound to the HTTP request (API: `http_request_id`, the request's X-Request-ID)
+or the job id (workers). A deletion is `deletion_id` in fields; `http_request_id` never names one.
 
 The service's events: `log_event(log, "deletion.requested", deletion_id=..., model_id=...)` writes
 `{"ts", "level", "logger", "event": "deletion.requested", "deletion_id": ..., "model_id": ...}`. Never pass
@@ -66,7 +67,7 @@ class JsonFormatter(logging.Formatter):
                 entry["args"] = [_plain(v) for v in record.args]
         request_id = request_id_var.get()
         if request_id:
-            entry["request_id"] = request_id
+            entry["http_request_id"] = request_id
         job_id = job_id_var.get()
         if job_id:
             entry["job_id"] = job_id

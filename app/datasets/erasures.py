@@ -60,7 +60,7 @@ def create_erasure(
         unknown = [sid for sid in unknown if sid not in {hashed[h] for h in erased}]
         if unknown:
             raise Unprocessable(f"unknown sample ids: {quote_ids(unknown)}", unknown_ids=unknown)
-        claims = [{"sample_id": hashed[h], "request_id": None, "state": "erased"} for h in erased]
+        claims = [{"sample_id": hashed[h], "deletion_id": None, "state": "erased"} for h in erased]
         raise conflict_problem(claims)
 
     erasure_id = str(uuid.uuid4())

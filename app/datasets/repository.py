@@ -1,11 +1,11 @@
 """SQL for data sets and their rows."""
 
-from collections.abc import Sequence
 from datetime import datetime
 
 from sqlalchemy import Row, delete, distinct, func, insert, select, update
 from sqlalchemy.orm import Session
 
+from app.core.pagination import PageParams, time_ordered
 from app.datasets.orm import Dataset, DatasetRow
 from app.deletions.orm import Tombstone
 from app.models.orm import Model
@@ -52,8 +52,9 @@ def count_rows(session: Session, *, dataset_id: str) -> int:
     return int(session.scalar(select(func.count()).where(DatasetRow.dataset_id == dataset_id)) or 0)
 
 
-def list_datasets(session: Session, *, tenant_id: str) -> Sequence[Dataset]:
-    return session.scalars(select(Dataset).where(Dataset.tenant_id == tenant_id).order_by(Dataset.created_at)).all()
+def list_datasets(session: Session, *, tenant_id: str, params: PageParams) -> tuple[list[Dataset], str | None]:
+    """One page of the tenant's data sets, newest first, and the cursor of the next."""
+    return time_ordered(session, select(Dataset).where(Dataset.tenant_id == tenant_id), entity=Dataset, params=params)
 
 
 def rows_for_ids(session: Session, *, dataset_id: str, sample_ids: list[str]) -> dict[str, int]:

@@ -1,5 +1,5 @@
-"""Data set endpoints: register (multipart upload), read metadata, remove, erase samples (from every model and
-the stored file)."""
+"""Data set endpoints: register (multipart upload), list, read metadata, remove, erase samples (from every
+model and the stored file)."""
 
 from typing import Annotated
 
@@ -9,13 +9,14 @@ from starlette.concurrency import run_in_threadpool
 from app.core.deps import DB, Jobs, Operator, Reader, Requester, SettingsDep, Store, after_commit_enqueue
 from app.core.errors import COMMON_ERRORS, problem_responses
 from app.core.idhash import get_id_hasher
+from app.core.pagination import Page, Paging
 from app.core.uploads import form_file, form_text, read_form, spool_upload
 from app.datasets import erasures, removal, service
 from app.datasets.schemas import DatasetOut, ErasureCreate, ErasureOut
 from app.deletions.router import with_salt
 from app.keys.idempotency import Created, fingerprint, run_create
 
-router = APIRouter(prefix="/v1", tags=["datasets"], responses={**COMMON_ERRORS, **problem_responses(413, 409)})
+router = APIRouter(prefix="/v1", tags=["datasets"], responses=COMMON_ERRORS)
 
 UPLOAD_SCHEMA = {
     "requestBody": {
@@ -45,7 +46,13 @@ UPLOAD_SCHEMA = {
 }
 
 
-@router.post("/datasets", status_code=201, response_model=DatasetOut, openapi_extra=UPLOAD_SCHEMA)
+@router.post(
+    "/datasets",
+    status_code=201,
+    response_model=DatasetOut,
+    openapi_extra=UPLOAD_SCHEMA,
+    responses=problem_responses(409, 413),
+)
 async def register_dataset(
     request: Request,
     db: DB,
@@ -90,6 +97,12 @@ async def register_dataset(
         await form.close()
 
 
+@router.get("/datasets", response_model=Page[DatasetOut])
+def list_datasets(db: DB, principal: Reader, paging: Paging) -> Page[DatasetOut]:
+    """The tenant's data sets, newest first."""
+    return service.list_datasets(db, principal=principal, params=paging)
+
+
 @router.get("/datasets/{dataset_id}", response_model=DatasetOut)
 def get_dataset(dataset_id: str, db: DB, principal: Reader) -> DatasetOut:
     """Data set metadata: counts, shapes, classes, sha256, deleted rows."""
@@ -97,7 +110,7 @@ def get_dataset(dataset_id: str, db: DB, principal: Reader) -> DatasetOut:
     return service.dataset_out(db, dataset=dataset)
 
 
-@router.delete("/datasets/{dataset_id}", status_code=204, response_class=Response)
+@router.delete("/datasets/{dataset_id}", status_code=204, response_class=Response, responses=problem_responses(409))
 def delete_dataset(dataset_id: str, db: DB, principal: Operator, store: Store) -> Response:
     """Remove a data set: its blob and its rows. 409 while models trained on it exist (remove them first)."""
     removal.remove_dataset(db, principal=principal, dataset_id=dataset_id, store=store)
@@ -105,7 +118,9 @@ def delete_dataset(dataset_id: str, db: DB, principal: Operator, store: Store) -
     return Response(status_code=204)
 
 
-@router.post("/datasets/{dataset_id}/erasures", status_code=202, response_model=ErasureOut)
+@router.post(
+    "/datasets/{dataset_id}/erasures", status_code=202, response_model=ErasureOut, responses=problem_responses(409)
+)
 def create_erasure(
     dataset_id: str,
     body: ErasureCreate,

@@ -9,6 +9,7 @@ from app.core.audit_hook import audit
 from app.core.db import utcnow
 from app.core.errors import NotFound, Unprocessable
 from app.core.logging import log_event
+from app.core.pagination import Page, PageParams
 from app.core.security import Principal
 from app.core.storage import BlobStore
 from app.core.uploads import TempUpload, keep_upload
@@ -68,6 +69,12 @@ def get_dataset(session: Session, *, principal: Principal, dataset_id: str) -> D
     if dataset is None:
         raise NotFound(f"data set {dataset_id} not found")
     return dataset
+
+
+def list_datasets(session: Session, *, principal: Principal, params: PageParams) -> Page[DatasetOut]:
+    rows, cursor = repository.list_datasets(session, tenant_id=principal.tenant_id, params=params)
+    items = [dataset_out(session, dataset=d) for d in rows]
+    return Page[DatasetOut](items=items, next_cursor=cursor, limit=params.limit)
 
 
 def dataset_out(session: Session, *, dataset: Dataset) -> DatasetOut:

@@ -1,10 +1,12 @@
 """SQL for deletion requests and the tombstones that claim rows for them."""
 
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import and_, bindparam, insert, select
 from sqlalchemy.orm import Session
 
+from app.core.pagination import PageParams, time_ordered
 from app.datasets.orm import DatasetRow
 from app.deletions.orm import DeletionRequest, Tombstone
 from app.models.orm import Model
@@ -13,10 +15,38 @@ LOOKUP_CHUNK = 900  # row indexes per IN (...) lookup (below SQLite's bound-para
 INSERT_CHUNK = 5000
 
 
-def get_request(session: Session, *, request_id: str, tenant_id: str) -> DeletionRequest | None:
+def get_request(session: Session, *, deletion_id: str, tenant_id: str) -> DeletionRequest | None:
     return session.scalar(
-        select(DeletionRequest).where(DeletionRequest.id == request_id, DeletionRequest.tenant_id == tenant_id)
+        select(DeletionRequest).where(DeletionRequest.id == deletion_id, DeletionRequest.tenant_id == tenant_id)
     )
+
+
+def list_requests(
+    session: Session,
+    *,
+    tenant_id: str,
+    model_id: str | None,
+    status: str | None,
+    since: datetime | None,
+    until: datetime | None,
+    params: PageParams,
+) -> tuple[list[DeletionRequest], str | None]:
+    """One page of the tenant's deletion requests (of one model when given), newest first; ``status`` and the
+    creation time (``since`` inclusive, ``until`` exclusive) filter them."""
+    stmt = select(DeletionRequest).where(DeletionRequest.tenant_id == tenant_id)
+    if model_id is not None:
+        stmt = stmt.where(DeletionRequest.model_id == model_id)
+    if status is not None:
+        stmt = stmt.where(DeletionRequest.status == status)
+    if since is not None:
+        stmt = stmt.where(DeletionRequest.created_at >= since)
+    if until is not None:
+        stmt = stmt.where(DeletionRequest.created_at < until)
+    return time_ordered(session, stmt, entity=DeletionRequest, params=params)
+
+
+def model_exists(session: Session, *, model_id: str, tenant_id: str) -> bool:
+    return session.scalar(select(Model.id).where(Model.id == model_id, Model.tenant_id == tenant_id)) is not None
 
 
 # The POST path's statements, built once: executing a prebuilt statement with parameters hits SQLAlchemy's
@@ -83,11 +113,11 @@ def rows_and_claims(
 
 
 def _collect(found, rows: dict[str, int], claimed: list[dict[str, Any]]) -> None:
-    """Add (sample_id, row_index, tombstone request_id, tombstone state) results to ``rows`` and ``claimed``."""
-    for sample_id, row_index, request_id, state in found:
+    """Add (sample_id, row_index, tombstone's deletion id, tombstone state) results to ``rows`` and ``claimed``."""
+    for sample_id, row_index, deletion_id, state in found:
         rows[sample_id] = row_index
-        if request_id is not None:
-            claimed.append({"sample_id": sample_id, "request_id": request_id, "state": state})
+        if deletion_id is not None:
+            claimed.append({"sample_id": sample_id, "deletion_id": deletion_id, "state": state})
 
 
 def insert_request(session: Session, *, values: dict[str, Any], rows: dict[str, int]) -> None:

@@ -1,24 +1,33 @@
-"""Deletion request endpoints: create (202 + Location) and poll status."""
+"""Deletion request endpoints: create (202 + Location), poll status, and list (per model and per tenant)."""
 
 import json
-from typing import Annotated
+from datetime import datetime
+from typing import Annotated, Literal
 
 import anyio.to_thread
-from fastapi import APIRouter, Header, Request
+from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import JSONResponse
 
-from app.core.deps import DB, Requester, after_commit_enqueue, authenticate, check_role
+from app.core.deps import DB, Requester, after_commit_enqueue, authenticate, bearer, check_role
 from app.core.errors import COMMON_ERRORS, problem_responses
 from app.core.idhash import get_id_hasher
 from app.core.metrics import DELETIONS_ACCEPTED
+from app.core.pagination import Page, Paging
 from app.deletions import service
 from app.deletions.schemas import DeletionCreate, DeletionOut
 from app.keys.idempotency import Created, run_create
 
-router = APIRouter(prefix="/v1", tags=["deletions"], responses={**COMMON_ERRORS, **problem_responses(409)})
+router = APIRouter(prefix="/v1", tags=["deletions"], responses=COMMON_ERRORS)
 
 
-@router.post("/models/{model_id}/deletions", status_code=202, response_model=DeletionOut)
+# Authenticated inside the handler (one thread hand-off for the whole request); `bearer` declares the scheme.
+@router.post(
+    "/models/{model_id}/deletions",
+    status_code=202,
+    response_model=DeletionOut,
+    dependencies=[Depends(bearer)],
+    responses=problem_responses(409),
+)
 async def create_deletion(
     model_id: str,
     body: DeletionCreate,
@@ -94,7 +103,46 @@ def _fingerprinted(body: DeletionCreate) -> dict:
     return fields
 
 
-@router.get("/deletions/{request_id}", response_model=DeletionOut)
-def get_deletion(request_id: str, db: DB, principal: Requester) -> DeletionOut:
+Status = Annotated[
+    Literal["queued", "running", "succeeded", "failed"] | None, Query(description="only deletions in this status")
+]
+Since = Annotated[datetime | None, Query(description="created at or after this time (ISO 8601; UTC when no zone)")]
+Until = Annotated[datetime | None, Query(description="created before this time (ISO 8601; UTC when no zone)")]
+
+
+@router.get("/deletions", response_model=Page[DeletionOut])
+def list_deletions(
+    db: DB,
+    principal: Requester,
+    paging: Paging,
+    status: Status = None,
+    since: Since = None,
+    until: Until = None,
+    model_id: Annotated[str | None, Query(max_length=36, description="only this model's deletions")] = None,
+) -> Page[DeletionOut]:
+    """The tenant's deletion requests, newest first, filtered by status, creation time and model."""
+    return service.list_deletions(
+        db, principal=principal, model_id=model_id, status=status, since=since, until=until, params=paging
+    )
+
+
+@router.get("/models/{model_id}/deletions", response_model=Page[DeletionOut])
+def list_model_deletions(
+    model_id: str,
+    db: DB,
+    principal: Requester,
+    paging: Paging,
+    status: Status = None,
+    since: Since = None,
+    until: Until = None,
+) -> Page[DeletionOut]:
+    """One model's deletion requests, newest first, filtered by status and creation time."""
+    return service.list_deletions(
+        db, principal=principal, model_id=model_id, status=status, since=since, until=until, params=paging
+    )
+
+
+@router.get("/deletions/{deletion_id}", response_model=DeletionOut)
+def get_deletion(deletion_id: str, db: DB, principal: Requester) -> DeletionOut:
     """Status of a deletion request: stage, progress, versions, evidence, error."""
-    return service.deletion_out(service.get_deletion(db, principal=principal, request_id=request_id))
+    return service.deletion_out(service.get_deletion(db, principal=principal, deletion_id=deletion_id))

@@ -9,6 +9,7 @@ row already deleted.
 
 import logging
 import uuid
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
@@ -20,6 +21,7 @@ from app.core.db import utcnow
 from app.core.errors import Conflict, NotFound, Unprocessable
 from app.core.idhash import IdHasher, get_id_hasher
 from app.core.logging import log_event
+from app.core.pagination import Page, PageParams
 from app.core.security import Principal
 from app.deletions import repository
 from app.deletions.orm import DeletionRequest
@@ -53,13 +55,13 @@ def conflict_problem(claimed: list[dict[str, Any]]) -> Conflict | None:
     if not claimed:
         return None
     conflicts = sorted(claimed, key=lambda c: c["sample_id"])
-    request_ids = sorted({c["request_id"] for c in conflicts if c["request_id"] is not None})
-    covered = f" (covered by request {', '.join(request_ids[:MAX_NAMED_IN_DETAIL])})" if request_ids else ""
+    deletion_ids = sorted({c["deletion_id"] for c in conflicts if c["deletion_id"] is not None})
+    covered = f" (covered by deletion {', '.join(deletion_ids[:MAX_NAMED_IN_DETAIL])})" if deletion_ids else ""
     return Conflict(
         f"sample ids already deleted, erased or pending in another request: "
         f"{quote_ids([c['sample_id'] for c in conflicts])}{covered}",
         conflicts=conflicts,
-        request_ids=request_ids,
+        deletion_ids=deletion_ids,
     )
 
 
@@ -74,8 +76,8 @@ def erased_claims(
     rows, claims = repository.rows_and_claims(
         session, dataset_id=dataset_id, model_id=model_id, sample_ids=list(by_hash)
     )
-    request_of = {c["sample_id"]: c["request_id"] for c in claims}
-    return [{"sample_id": by_hash[h], "request_id": request_of.get(h), "state": "erased"} for h in rows]
+    deletion_of = {c["sample_id"]: c["deletion_id"] for c in claims}
+    return [{"sample_id": by_hash[h], "deletion_id": deletion_of.get(h), "state": "erased"} for h in rows]
 
 
 def create_deletion(
@@ -164,16 +166,51 @@ def create_deletion(
     return DeletionRequest(**values)
 
 
-def get_deletion(session: Session, *, principal: Principal, request_id: str) -> DeletionRequest:
-    request = repository.get_request(session, request_id=request_id, tenant_id=principal.tenant_id)
+def get_deletion(session: Session, *, principal: Principal, deletion_id: str) -> DeletionRequest:
+    request = repository.get_request(session, deletion_id=deletion_id, tenant_id=principal.tenant_id)
     if request is None:
-        raise NotFound(f"deletion request {request_id} not found")
+        raise NotFound(f"deletion request {deletion_id} not found")
     return request
 
 
 def commitment_salt(request_id: str, commitment: str | None) -> str | None:
     """The hex salt that opens a request's commitments (None for requests made before salted commitments)."""
     return get_id_hasher().request_salt(request_id).hex() if commitment else None
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    """A filter time in UTC; one without a zone is taken as UTC."""
+    if value is None:
+        return None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def list_deletions(
+    session: Session,
+    *,
+    principal: Principal,
+    model_id: str | None,
+    status: str | None,
+    since: datetime | None,
+    until: datetime | None,
+    params: PageParams,
+) -> Page[DeletionOut]:
+    """The tenant's deletion requests, newest first; 404 for a model the tenant does not have."""
+    if model_id is not None and not repository.model_exists(session, model_id=model_id, tenant_id=principal.tenant_id):
+        raise NotFound(f"model {model_id} not found")
+    since, until = _utc(since), _utc(until)
+    if since is not None and until is not None and since >= until:
+        raise Unprocessable(f"since ({since.isoformat()}) must be before until ({until.isoformat()})")
+    rows, cursor = repository.list_requests(
+        session,
+        tenant_id=principal.tenant_id,
+        model_id=model_id,
+        status=status,
+        since=since,
+        until=until,
+        params=params,
+    )
+    return Page[DeletionOut](items=[deletion_out(r) for r in rows], next_cursor=cursor, limit=params.limit)
 
 
 def deletion_out(request: DeletionRequest) -> DeletionOut:

@@ -1,11 +1,11 @@
 """SQL for tenants, API keys and idempotency records."""
 
-from collections.abc import Sequence
 from datetime import datetime
 
 from sqlalchemy import bindparam, delete, func, select, update
 from sqlalchemy.orm import Session
 
+from app.core.pagination import PageParams, time_ordered
 from app.keys.orm import ApiKey, IdempotencyRecord, Tenant
 
 
@@ -45,11 +45,9 @@ def get_key(session: Session, *, key_id: str, tenant_id: str | None) -> ApiKey |
     return session.scalar(stmt)
 
 
-def list_keys(session: Session, *, tenant_id: str | None) -> Sequence[ApiKey]:
-    stmt = select(ApiKey).order_by(ApiKey.created_at, ApiKey.id)
-    if tenant_id is not None:
-        stmt = stmt.where(ApiKey.tenant_id == tenant_id)
-    return session.scalars(stmt).all()
+def list_keys(session: Session, *, tenant_id: str, params: PageParams) -> tuple[list[ApiKey], str | None]:
+    """One page of a tenant's keys, newest first."""
+    return time_ordered(session, select(ApiKey).where(ApiKey.tenant_id == tenant_id), entity=ApiKey, params=params)
 
 
 def add_key(session: Session, *, key: ApiKey) -> ApiKey:

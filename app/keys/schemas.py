@@ -40,7 +40,3 @@ class KeyOut(BaseModel):
 class KeyCreated(KeyOut):
     # The raw key, shown once; only its sha256 is stored (null in an idempotent replay).
     key: str | None
-
-
-class KeyList(BaseModel):
-    items: list[KeyOut]

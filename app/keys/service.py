@@ -10,6 +10,7 @@ from app.core.audit_hook import audit
 from app.core.db import utcnow
 from app.core.errors import Conflict, Forbidden, NotFound
 from app.core.logging import log_event
+from app.core.pagination import PageParams
 from app.core.security import (
     DEFAULT_TENANT_ID,
     DEFAULT_TENANT_NAME,
@@ -76,9 +77,18 @@ def create_key(
     return key, raw
 
 
-def list_keys(session: Session, *, principal: Principal, tenant_id: str | None) -> list[ApiKey]:
+def list_keys(
+    session: Session, *, principal: Principal, tenant_id: str | None, params: PageParams
+) -> tuple[list[ApiKey], str | None]:
     target = _target_tenant(session, principal=principal, tenant_id=tenant_id)
-    return list(repository.list_keys(session, tenant_id=target))
+    return repository.list_keys(session, tenant_id=target, params=params)
+
+
+def get_key(session: Session, *, key_id: str) -> ApiKey:
+    key = repository.get_key(session, key_id=key_id, tenant_id=None)
+    if key is None:
+        raise NotFound(f"API key {key_id} not found")
+    return key
 
 
 def revoke_key(session: Session, *, principal: Principal, key_id: str) -> None:

@@ -6,6 +6,7 @@ from datetime import datetime
 from sqlalchemy import Row, delete, func, select, update
 from sqlalchemy.orm import Session
 
+from app.core.pagination import PageParams, keyset_page, time_ordered
 from app.datasets.orm import Dataset
 from app.deletions.orm import DeletionRequest, Tombstone
 from app.models.orm import Model, ModelVersion
@@ -25,6 +26,30 @@ def add_version(session: Session, *, version: ModelVersion) -> ModelVersion:
     session.add(version)
     session.flush()
     return version
+
+
+def list_models(
+    session: Session, *, tenant_id: str, dataset_id: str | None, status: str | None, params: PageParams
+) -> tuple[list[Model], str | None]:
+    """One page of the tenant's models, newest first (optionally of one data set, or in one status)."""
+    stmt = select(Model).where(Model.tenant_id == tenant_id)
+    if dataset_id is not None:
+        stmt = stmt.where(Model.dataset_id == dataset_id)
+    if status is not None:
+        stmt = stmt.where(Model.status == status)
+    return time_ordered(session, stmt, entity=Model, params=params)
+
+
+def page_versions(session: Session, *, model_id: str, params: PageParams) -> tuple[list[ModelVersion], str | None]:
+    """One page of a model's versions, newest first."""
+    return keyset_page(
+        session,
+        select(ModelVersion).where(ModelVersion.model_id == model_id),
+        columns=[ModelVersion.version],
+        kinds=[int],
+        params=params,
+        key_of=lambda v: (v.version,),
+    )
 
 
 def list_versions(session: Session, *, model_id: str) -> Sequence[ModelVersion]:

@@ -1,23 +1,25 @@
-"""Model endpoints: register (train or upload), read, versions, checkpoint downloads, remove."""
+"""Model endpoints: register (train or upload), list, read, versions, checkpoint downloads, remove."""
 
-from typing import Annotated
+from typing import Annotated, Literal
 
-from fastapi import APIRouter, Header, Request, Response
+from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from app.core.deps import DB, Jobs, Operator, Reader, SettingsDep, Store, after_commit_enqueue
 from app.core.errors import COMMON_ERRORS, Unprocessable, problem_responses
+from app.core.pagination import Page, Paging
 from app.core.uploads import form_file, form_text, read_form, spool_upload
 from app.keys.idempotency import Created, fingerprint, run_create
 from app.models import removal, service
 from app.models.download import checkpoint_response
-from app.models.schemas import ModelOut, ModelSpec, ModelTrain, VersionList, VersionOut
+from app.models.schemas import ModelOut, ModelSpec, ModelTrain, VersionOut
 
-router = APIRouter(prefix="/v1", tags=["models"], responses={**COMMON_ERRORS, **problem_responses(409, 413)})
+router = APIRouter(prefix="/v1", tags=["models"], responses=COMMON_ERRORS)
 IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key")]
 MAX_SPEC_BYTES = 64 * 1024  # the multipart `spec` part
+BINARY = {"type": "string", "format": "binary"}
 
 REGISTER_SCHEMA = {
     "requestBody": {
@@ -60,7 +62,7 @@ def _parse(model, raw: bytes | str, *, loc: str):
     status_code=201,
     response_model=ModelOut,
     openapi_extra=REGISTER_SCHEMA,
-    responses={202: {"model": ModelOut, "description": "training job queued"}},
+    responses={202: {"model": ModelOut, "description": "training job queued"}, **problem_responses(409, 413)},
 )
 async def register_model(
     request: Request,
@@ -139,6 +141,18 @@ async def register_model(
         await form.close()
 
 
+@router.get("/models", response_model=Page[ModelOut])
+def list_models(
+    db: DB,
+    principal: Reader,
+    paging: Paging,
+    dataset_id: Annotated[str | None, Query(max_length=36, description="only models trained on this data set")] = None,
+    status: Annotated[Literal["training", "ready", "failed"] | None, Query(description="only models in it")] = None,
+) -> Page[ModelOut]:
+    """The tenant's models, newest first."""
+    return service.list_models(db, principal=principal, dataset_id=dataset_id, status=status, params=paging)
+
+
 @router.get("/models/{model_id}", response_model=ModelOut)
 def get_model(model_id: str, db: DB, principal: Reader) -> ModelOut:
     """A model with its status and latest version."""
@@ -153,11 +167,10 @@ def delete_model(model_id: str, db: DB, principal: Operator, store: Store) -> Re
     return Response(status_code=204)
 
 
-@router.get("/models/{model_id}/versions", response_model=VersionList)
-def list_versions(model_id: str, db: DB, principal: Reader) -> VersionList:
-    """All versions of a model, newest first."""
-    versions = service.list_versions(db, principal=principal, model_id=model_id)
-    return VersionList(items=[service.version_out(v) for v in versions])
+@router.get("/models/{model_id}/versions", response_model=Page[VersionOut])
+def list_versions(model_id: str, db: DB, principal: Reader, paging: Paging) -> Page[VersionOut]:
+    """A model's versions, newest first."""
+    return service.list_versions(db, principal=principal, model_id=model_id, params=paging)
 
 
 @router.get("/models/{model_id}/versions/{n}", response_model=VersionOut)
@@ -168,12 +181,12 @@ def get_version(model_id: str, n: str, db: DB, principal: Reader) -> VersionOut:
 
 @router.get(
     "/models/{model_id}/versions/{n}/checkpoint",
+    response_class=Response,
     responses={
-        200: {"content": {"application/octet-stream": {}}, "description": "the safetensors checkpoint"},
-        206: {"description": "a byte range of it"},
-        304: {"description": "not modified (If-None-Match)"},
-        410: {"description": "the version was purged"},
-        416: {"description": "range not satisfiable"},
+        200: {"content": {"application/octet-stream": {"schema": BINARY}}, "description": "the safetensors checkpoint"},
+        206: {"content": {"application/octet-stream": {"schema": BINARY}}, "description": "a byte range of it"},
+        304: {"description": "not modified (If-None-Match names its ETag)"},
+        **problem_responses(410, 416),
     },
 )
 def download_checkpoint(model_id: str, n: str, request: Request, db: DB, principal: Reader, store: Store):

@@ -113,7 +113,3 @@ class VersionOut(BaseModel):
     created_at: datetime
     purged_at: datetime | None
     checkpoint_url: str
-
-
-class VersionList(BaseModel):
-    items: list[VersionOut]

@@ -11,6 +11,7 @@ from app.core.audit_hook import audit
 from app.core.db import utcnow
 from app.core.errors import NotFound, Unprocessable
 from app.core.logging import log_event
+from app.core.pagination import Page, PageParams
 from app.core.security import Principal
 from app.core.storage import BlobStore
 from app.core.uploads import TempUpload, keep_upload
@@ -155,9 +156,19 @@ def get_version(session: Session, *, principal: Principal, model_id: str, n: str
     return version
 
 
-def list_versions(session: Session, *, principal: Principal, model_id: str) -> list[ModelVersion]:
+def list_models(
+    session: Session, *, principal: Principal, dataset_id: str | None, status: str | None, params: PageParams
+) -> Page[ModelOut]:
+    rows, cursor = repository.list_models(
+        session, tenant_id=principal.tenant_id, dataset_id=dataset_id, status=status, params=params
+    )
+    return Page[ModelOut](items=[model_out(m) for m in rows], next_cursor=cursor, limit=params.limit)
+
+
+def list_versions(session: Session, *, principal: Principal, model_id: str, params: PageParams) -> Page[VersionOut]:
     model = get_model(session, principal=principal, model_id=model_id)
-    return list(repository.list_versions(session, model_id=model.id))
+    rows, cursor = repository.page_versions(session, model_id=model.id, params=params)
+    return Page[VersionOut](items=[version_out(v) for v in rows], next_cursor=cursor, limit=params.limit)
 
 
 def model_out(model: Model) -> ModelOut:

@@ -71,7 +71,7 @@ def test_fuzz_every_operation(client, app):
     app.state.jobs = RecordingJobs()
     ds = upload_digits(client, rows=40)
     model = register_uploaded_model(client, ds["id"])
-    known = {"dataset_id": ds["id"], "model_id": model["id"], "n": "1", "key_id": "x", "request_id": "x", "seq": "1"}
+    known = {"dataset_id": ds["id"], "model_id": model["id"], "n": "1", "key_id": "x", "deletion_id": "x", "seq": "1"}
     valid_bodies = {
         "/v1/tenants": {"name": "t"},
         "/v1/keys": {"name": "k", "role": "reader"},

@@ -73,7 +73,7 @@ def world(app, client, root_client, tenant, admin_key) -> dict:
         "path": {
             "dataset_id": ds["id"],
             "model_id": model["id"],
-            "request_id": deletion.json()["id"],
+            "deletion_id": deletion.json()["id"],
             "key_id": key.json()["id"],
             "n": "1",
             "seq": 1,

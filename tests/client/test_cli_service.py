@@ -15,8 +15,8 @@ import httpx
 import pytest
 from safetensors.numpy import load_file
 
-from tests.client.conftest import METRICS_TOKEN
 from tests.helpers import DIGITS_CLASSES, DIGITS_FEATURES, digits_ids, digits_safetensors, logreg_checkpoint
+from tests.live import METRICS_TOKEN
 
 pytestmark = pytest.mark.integration
 
@@ -28,7 +28,7 @@ CLI_TIMEOUT_S = 300
 def unlearn(service, *args: str, expect: int = 0) -> subprocess.CompletedProcess:
     """Run the command as a user would, in its own process, configured through UNLEARN_URL / UNLEARN_API_KEY."""
     result = subprocess.run(
-        [sys.executable, "-m", "app.cli", *args],
+        [sys.executable, "-m", "unlearn_client", "--json", *args],
         cwd=service.workdir,
         env=service.env,
         capture_output=True,
@@ -90,7 +90,7 @@ def test_whole_user_path(service, files, tmp_path):
     applied = re.search(r'^unlearn_deletions_applied_total\{method="(?:iau|retrain)"\} (\S+)$', metrics, re.MULTILINE)
     assert applied and float(applied.group(1)) >= 1, metrics[:2000]
 
-    versions = output(unlearn(service, "models", "versions", model["id"]))
+    versions = output(unlearn(service, "models", "versions", model["id"]))["items"]
     assert [v["version"] for v in versions] == [2, 1]
     latest = versions[0]
 
@@ -125,6 +125,34 @@ def test_whole_user_path(service, files, tmp_path):
     )
     assert "REJECTED" in rejected.stderr
 
+    # Lists, every page: the data set, the model, its deletion and the audit entries about it.
+    assert dataset["id"] in [d["id"] for d in output(unlearn(service, "datasets", "list", "--all"))["items"]]
+    models = output(unlearn(service, "models", "list", "--dataset", dataset["id"], "--limit", "1", "--all"))
+    assert [m["id"] for m in models["items"]] == [model["id"]] and models["next_cursor"] is None
+    listed = output(unlearn(service, "deletions", "list", "--model", model["id"], "--status", "succeeded"))
+    assert [d["id"] for d in listed["items"]] == [deletion["id"]]
+    entries = output(unlearn(service, "audit", "log", "--deletion", deletion["id"], "--limit", "1", "--all"))
+    kinds = [e["event_type"] for e in entries["items"]]
+    assert kinds[0] == "deletion.requested" and "deletion.succeeded" in kinds
+    table = subprocess.run(
+        [sys.executable, "-m", "unlearn_client", "deletions", "list", "--model", model["id"]],
+        env=service.env,
+        capture_output=True,
+        text=True,
+        timeout=CLI_TIMEOUT_S,
+    )
+    assert table.returncode == 0 and table.stdout.split()[:3] == ["ID", "MODEL_ID", "STATUS"]
+    assert deletion["id"] in table.stdout
+
+    # The log, checked against the key pinned above: a signed head, and that the log only grew since it.
+    head_file = tmp_path / "head.json"
+    head = output(unlearn(service, "audit", "head", "--verify", "--public-key", str(key_file)))
+    head_file.write_text(json.dumps(head))
+    unlearn(service, "delete", model["id"], "user-40", "--wait", "--timeout", "240", "--poll", "0.2")
+    grown = unlearn(service, "audit", "consistency", str(head["tree_size"]), "--old-head", str(head_file),
+                    "--public-key", str(key_file))  # fmt: skip
+    assert output(grown)["second_size"] > head["tree_size"] and "saved head" in grown.stderr
+
     # Refusals: unknown ids (422) and ids already deleted (409) name the ids.
     unknown = unlearn(service, "delete", model["id"], "nobody-1", expect=1)
     assert "422" in unknown.stderr and "nobody-1" in unknown.stderr
@@ -142,7 +170,7 @@ def test_register_uploaded_checkpoint(service, files):
         )
     )
     assert model["status"] == "ready" and model["latest_version"] == 1
-    (version,) = output(unlearn(service, "models", "versions", model["id"]))
+    (version,) = output(unlearn(service, "models", "versions", model["id"]))["items"]
     assert version["checkpoint_sha256"] == hashlib.sha256(files["checkpoint"].read_bytes()).hexdigest()
     wrong = unlearn(
         service,

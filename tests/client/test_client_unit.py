@@ -1,6 +1,6 @@
-"""Client behaviour that the running service rarely shows: problem parsing, retries, checksum failures, exit codes.
-
-Answers come from httpx.MockTransport; the whole user path against the real service is in test_cli_service.py.
+"""Client behaviour that the running service rarely shows: problem parsing, retries with idempotency keys, paging,
+checksum failures. Answers come from httpx.MockTransport; the user path against the real service is in
+test_cli_service.py.
 """
 
 import hashlib
@@ -8,9 +8,7 @@ import json
 
 import httpx
 import pytest
-
-from app import cli
-from app.client import ChecksumError, ClientError, UnlearnClient, WaitTimeout
+from unlearn_client import ChecksumError, ClientError, UnlearnClient, WaitTimeout
 
 PAYLOAD = b"\x08\x00\x00\x00\x00\x00\x00\x00{}      " * 100
 SHA = hashlib.sha256(PAYLOAD).hexdigest()
@@ -25,47 +23,113 @@ def client_for(handler) -> UnlearnClient:
     return UnlearnClient("http://svc", "key-1", transport=httpx.MockTransport(handler))
 
 
+@pytest.fixture(autouse=True)
+def no_sleep(monkeypatch):
+    monkeypatch.setattr("unlearn_client.client.time.sleep", lambda s: None)
+
+
 def test_problem_details_become_client_error():
     def handler(request: httpx.Request) -> httpx.Response:
         assert request.headers["Authorization"] == "Bearer key-1"
-        return problem(409, "ids already deleted: u1", conflicts=[{"id": "u1", "request_id": "r0"}])
+        return problem(409, "ids already deleted: u1", conflicts=[{"sample_id": "u1", "deletion_id": "r0"}])
 
     with client_for(handler) as client, pytest.raises(ClientError) as err:
         client.request_deletion("m1", ["u1"])
     assert (err.value.status, err.value.title, err.value.detail) == (409, "Conflict", "ids already deleted: u1")
-    assert err.value.problem["conflicts"][0]["request_id"] == "r0"
+    assert err.value.problem["conflicts"][0]["deletion_id"] == "r0"
     assert str(err.value) == "409 Conflict: ids already deleted: u1"
 
 
 def test_non_problem_error_keeps_status_and_text():
     with client_for(lambda r: httpx.Response(502, text="bad gateway from proxy")) as client:
         with pytest.raises(ClientError) as err:
-            client.request_deletion("m1", ["u1"])  # no idempotency key: not repeated
+            client.get_model("m1")
     assert err.value.status == 502 and "proxy" in err.value.detail
 
 
-def test_gets_and_keyed_posts_are_retried_after_503(monkeypatch):
-    monkeypatch.setattr("app.client.time.sleep", lambda s: None)
+def test_posts_carry_an_idempotency_key_and_repeat_it_after_503_and_lost_answers():
     calls = []
 
     def handler(request: httpx.Request) -> httpx.Response:
         calls.append((request.method, request.headers.get("Idempotency-Key")))
-        if len(calls) % 2 == 1:
+        if len(calls) == 1:
             return problem(503, "database not answering")
-        if request.method == "POST":
-            assert json.loads(request.content) == {"sample_ids": ["u1"], "reason": "gdpr", "method": "retrain"}
-            return httpx.Response(202, json={"id": "d1", "status": "queued"})
-        return httpx.Response(200, json={"id": "m1", "status": "ready"})
+        if len(calls) == 2:
+            raise httpx.ReadError("connection reset after the request was sent")
+        assert json.loads(request.content) == {"sample_ids": ["u1"], "reason": "gdpr", "method": "retrain"}
+        return httpx.Response(202, json={"id": "d1", "status": "queued"})
 
     with client_for(handler) as client:
-        assert client.get_model("m1")["status"] == "ready"
-        got = client.request_deletion("m1", ["u1"], reason="gdpr", method="retrain", idempotency_key="k-1")
+        got = client.request_deletion("m1", ["u1"], reason="gdpr", method="retrain")
     assert got["id"] == "d1"
-    assert calls == [("GET", None), ("GET", None), ("POST", "k-1"), ("POST", "k-1")]
+    keys = {key for _, key in calls}
+    assert len(calls) == 3 and len(keys) == 1 and next(iter(keys)).startswith("unlearn-client-")
+
+    calls.clear()
+    with client_for(handler) as client:
+        client.request_deletion("m1", ["u1"], reason="gdpr", method="retrain", idempotency_key="mine-1")
+    assert calls == [("POST", "mine-1")] * 3
+    # Two calls never share a generated key: the service would answer the second with the first's result.
+    with client_for(lambda r: calls.append(r.headers["Idempotency-Key"]) or httpx.Response(201, json={})) as client:
+        client.create_tenant("a")
+        client.create_tenant("b")
+    assert calls[-1] != calls[-2]
 
 
-def test_wait_reports_every_state_and_times_out(monkeypatch):
-    monkeypatch.setattr("app.client.time.sleep", lambda s: None)
+def test_uploads_are_sent_again_whole(tmp_path):
+    (tmp_path / "d.safetensors").write_bytes(PAYLOAD)
+    bodies = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        bodies.append((request.headers["Idempotency-Key"], request.read()))
+        return problem(503, "busy") if len(bodies) == 1 else httpx.Response(201, json={"id": "ds1"})
+
+    with client_for(handler) as client:
+        assert client.upload_dataset("d", tmp_path / "d.safetensors", ids=["a", "b"])["id"] == "ds1"
+    assert len(bodies) == 2 and bodies[0][0] == bodies[1][0]
+    for _key, body in bodies:  # the file is read again from its start for the second attempt
+        assert PAYLOAD in body and b"a\nb\n" in body
+
+
+def test_deletes_are_repeated_only_when_the_service_refused():
+    statuses = iter([503, 502])
+    seen = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request.method)
+        return problem(next(statuses), "try later")
+
+    with client_for(handler) as client, pytest.raises(ClientError) as err:
+        client.delete_model("m1")
+    # 503 says nothing was done: sent again; 502 may come after the removal happened: reported.
+    assert seen == ["DELETE", "DELETE"] and err.value.status == 502
+
+
+def test_lists_follow_next_cursor_with_the_same_filters():
+    pages = {
+        None: {"items": [{"id": "d3"}, {"id": "d2"}], "next_cursor": "c1", "limit": 2},
+        "c1": {"items": [{"id": "d1"}], "next_cursor": None, "limit": 2},
+    }
+    seen = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        params = dict(request.url.params)
+        seen.append(params)
+        assert request.url.raw_path.split(b"?")[0] == b"/v1/models/m%201/deletions"
+        return httpx.Response(200, json=pages[params.get("cursor")])
+
+    with client_for(handler) as client:
+        ids = [d["id"] for d in client.iterate(client.list_deletions, model_id="m 1", status="succeeded", limit=2)]
+        first = client.list_deletions(model_id="m 1", status="succeeded", limit=2)
+    assert ids == ["d3", "d2", "d1"]
+    assert first["next_cursor"] == "c1"
+    assert seen[:2] == [
+        {"status": "succeeded", "limit": "2"},
+        {"status": "succeeded", "limit": "2", "cursor": "c1"},
+    ]
+
+
+def test_wait_reports_every_state_and_times_out():
     states = iter(["queued", "running", "running", "succeeded"])
 
     def handler(request: httpx.Request) -> httpx.Response:
@@ -106,74 +170,6 @@ def test_download_of_a_purged_version_is_410(tmp_path):
     with client_for(lambda r: problem(410, "version 1 was purged")) as client, pytest.raises(ClientError) as err:
         client.download_checkpoint("m1", 1, tmp_path / "m.safetensors")
     assert err.value.status == 410 and list(tmp_path.iterdir()) == []
-
-
-# --- the command line: exit statuses and messages ------------------------------------------------------------
-
-
-@pytest.fixture
-def run_cli(monkeypatch, capsys):
-    """Run `unlearn ARGS` against a handler; returns (exit status, stdout, stderr)."""
-
-    def run(handler, *args: str):
-        transport = httpx.MockTransport(handler)
-        monkeypatch.setattr(cli, "UnlearnClient", lambda url, key, **kw: UnlearnClient(url, key, transport=transport))
-        monkeypatch.setattr("app.client.time.sleep", lambda s: None)
-        try:
-            code = cli.main(["--url", "http://svc", "--api-key", "k", *args])
-        except SystemExit as exc:
-            code = exc.code
-        out = capsys.readouterr()
-        return code, out.out, out.err
-
-    return run
-
-
-def test_cli_reports_problem_and_exits_1(run_cli):
-    code, out, err = run_cli(lambda r: problem(422, "unknown sample ids: x9", unknown_ids=["x9"]), "delete", "m1", "x9")
-    assert code == 1 and out == ""
-    assert "error: 422 Conflict: unknown sample ids: x9" in err and '"x9"' in err
-
-
-def test_cli_wait_shows_progress_and_exits_3_on_failure(run_cli):
-    answers = iter(
-        [
-            httpx.Response(202, json={"id": "d1", "status": "queued"}),
-            httpx.Response(200, json={"id": "d1", "status": "running", "stage": "gradients", "progress": 0.4}),
-            httpx.Response(200, json={"id": "d1", "status": "failed", "error": "out of memory"}),
-        ]
-    )
-    code, out, err = run_cli(lambda r: next(answers), "delete", "m1", "u1", "--wait")
-    assert code == 3
-    assert "[############..................]  40% running: gradients" in err
-    assert "deletion d1 failed: out of memory" in err
-    assert json.loads(out)["status"] == "failed"
-
-
-def test_cli_download_mismatch_exits_4(run_cli, tmp_path):
-    def handler(request: httpx.Request) -> httpx.Response:
-        if request.url.path.endswith("/latest"):
-            return httpx.Response(200, json={"version": 2, "checkpoint_sha256": SHA})
-        return httpx.Response(200, content=PAYLOAD + b"x", headers={"ETag": f'"{SHA}"'})
-
-    code, _out, err = run_cli(handler, "download", "m1", "-o", str(tmp_path / "m.st"))
-    assert code == 4 and "differs from the ETag sha256" in err
-    assert list(tmp_path.iterdir()) == []
-
-
-def test_cli_usage_errors_exit_2(run_cli, monkeypatch):
-    assert run_cli(lambda r: httpx.Response(500), "delete", "m1")[0] == 2  # no sample ids
-    assert run_cli(lambda r: httpx.Response(500), "datasets", "upload", "n", "/nonexistent")[0] == 2
-    monkeypatch.delenv("UNLEARN_API_KEY", raising=False)
-    with pytest.raises(SystemExit) as exc:
-        cli.main(["models", "get", "m1"])
-    assert exc.value.code == 2
-
-
-def test_cli_unreachable_service_exits_1(capsys, monkeypatch):
-    monkeypatch.setattr("app.client.time.sleep", lambda s: None)
-    code = cli.main(["--url", "http://127.0.0.1:9", "--api-key", "k", "status", "d1"])
-    assert code == 1 and "service unreachable" in capsys.readouterr().err
 
 
 def test_download_skips_a_file_that_is_already_the_checkpoint(tmp_path):

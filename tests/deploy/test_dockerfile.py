@@ -169,9 +169,10 @@ def test_installs_the_project_from_pyproject(dockerfile, venv):
 
 def test_requirement_split_matches_pyproject(dockerfile, tmp_path):
     """Run the build step that splits pyproject's dependencies, through /bin/sh as Docker does, and check it."""
-    # Only pyproject.toml comes in before the dependencies are installed: editing anything else (README.md,
-    # the code) does not reinstall them.
-    assert [c.args for c in dockerfile.stages["build"].all("COPY")] == ["pyproject.toml ./"]
+    # Only pyproject.toml (and the client package it depends on) come in before the dependencies are installed:
+    # editing anything else (README.md, the code) does not reinstall them.
+    copied = [c.args for c in dockerfile.stages["build"].all("COPY")]
+    assert copied == ["pyproject.toml ./", "clients/python ./clients/python"]
     (run,) = [i for i in dockerfile.stages["build"].all("RUN") if "tomllib" in i.args]
     assert shlex.split(run.args)[:2] == ["python", "-c"]
     (tmp_path / "pyproject.toml").write_bytes((ROOT / "pyproject.toml").read_bytes())
@@ -209,15 +210,19 @@ def test_dockerignore_keeps_local_state_out():
         assert not is_ignored(path, rules), path
 
 
-def test_cli_entry_point_exists():
-    module, _, func = PYPROJECT["project"]["scripts"]["unlearn"].partition(":")
-    tree = ast.parse((ROOT / (module.replace(".", "/") + ".py")).read_text())
-    assert any(isinstance(n, ast.FunctionDef) and n.name == func for n in tree.body)
+def test_client_package_is_installed_before_the_requirements(dockerfile):
+    """The server's dependencies name the client package (clients/python), which no index serves."""
+    assert "unlearn-client" in PYPROJECT["project"]["dependencies"]
+    for venv in ["venv-cpu", "venv-cuda"]:
+        run = " ".join(i.args for s in dockerfile.chain(venv) for i in s.all("RUN"))
+        assert run.index("pip install ./clients/python") < run.index("-r /tmp/requirements.txt")
+    copied = [i.args for s in dockerfile.chain("venv-cpu") for i in s.all("COPY") if "--from" not in i.args]
+    assert "clients/python ./clients/python" in copied
 
 
 def test_project_builds_from_what_the_image_copies(dockerfile, tmp_path):
     """`pip install --no-deps .` in the image sees only the files COPY'd before it: build a wheel from exactly
-    those (no network, no build isolation) and check the entry points and packages are in it."""
+    those (no network, no build isolation) and check the packages are in it."""
     context = tmp_path / "context"
     for copy in dockerfile.stages["build"].all("COPY") + dockerfile.stages["venv-cpu"].all("COPY"):
         *sources, _dest = copy.args.split()
@@ -235,9 +240,11 @@ def test_project_builds_from_what_the_image_copies(dockerfile, tmp_path):
     (wheel,) = out.glob("*.whl")
     with zipfile.ZipFile(wheel) as zf:
         names = set(zf.namelist())
-        (entry_points,) = [n for n in names if n.endswith(".dist-info/entry_points.txt")]
-        assert "unlearn = app.cli:main" in zf.read(entry_points).decode()
-    assert {"app/main.py", "app/cli.py", "app/client.py", "workers/__main__.py", "unlearn_contract/zoo.py"} <= names
+    assert {"app/main.py", "app/audit/signing.py", "workers/__main__.py", "unlearn_contract/zoo.py"} <= names
+    console = {n for n in names if n.startswith("app/console/static/")}
+    shipped = {str(p.relative_to(ROOT)) for p in (ROOT / "app/console/static").rglob("*") if p.is_file()}
+    assert console == shipped, "the web console's files are in the installed package"
+    assert not any(n.startswith("clients/") for n in names), "the client is a package of its own"
 
 
 def _hadolint() -> str | None:

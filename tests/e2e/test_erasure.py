@@ -8,10 +8,10 @@ the same way.
 
 import numpy as np
 from sqlalchemy import select
+from unlearn_client.verify.checks import verify_receipt
 
 from app.audit.commitments import check_sample_ids
 from app.audit.signing import load_public_key
-from app.audit.verify import verify_receipt
 from app.core.config import get_settings
 from app.core.db import Base, session_scope
 from app.datasets.orm import DatasetCompaction
@@ -118,7 +118,7 @@ def test_deleted_rows_leave_storage_and_database(client, app, workers, monkeypat
     receipt = client.get(f"/v1/deletions/{first['id']}/receipt").json()
     verify_receipt(receipt, load_public_key(client.get("/v1/audit/public-key").json()["public_key_pem"]))
     again = client.post(f"/v1/models/{model_id}/deletions", json={"sample_ids": [PEOPLE[0]]})
-    assert again.status_code == 409 and again.json()["request_ids"] == [first["id"]]
+    assert again.status_code == 409 and again.json()["deletion_ids"] == [first["id"]]
     assert client.post(f"/v1/models/{model_id}/deletions", json={"sample_ids": ["nobody"]}).status_code == 422
 
     # later deletions on the compacted data set: approximate, then exact

@@ -15,9 +15,9 @@ import time
 
 import pytest
 from safetensors.torch import load as st_load
+from unlearn_client.verify.checks import VerificationError, verify_receipt
 
 from app.audit.signing import load_public_key
-from app.audit.verify import VerificationError, verify_receipt
 from app.core.idhash import get_id_hasher
 from tests.helpers import upload_digits
 from tests.workers import factories as f
@@ -97,7 +97,7 @@ def check_receipt_offline(client, location, tmp_path):
     (tmp_path / "receipt.json").write_text(json.dumps(receipt))
     (tmp_path / "tampered.json").write_text(json.dumps(tampered))
     (tmp_path / "key.pem").write_text(pem)
-    command = [sys.executable, "-m", "app.audit.verify", "receipt"]
+    command = [sys.executable, "-m", "unlearn_client.verify", "receipt"]
     ok = subprocess.run([*command, tmp_path / "receipt.json", "--public-key", tmp_path / "key.pem"], check=False)
     bad = subprocess.run([*command, tmp_path / "tampered.json", "--public-key", tmp_path / "key.pem"], check=False)
     assert (ok.returncode, bad.returncode) == (0, 1)

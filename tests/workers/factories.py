@@ -195,10 +195,11 @@ def set_unlearn_defaults(model_id: str, defaults: dict) -> None:
 
 def verify_audit_log() -> int:
     """Check the whole audit log (sequence, hash chain, entry hashes); returns its length."""
+    from unlearn_client.verify.checks import verify_log
+
     from app.audit.orm import AuditEntry
     from app.audit.outbox import sequence
     from app.audit.service import entry_document
-    from app.audit.verify import verify_log
 
     with session_scope() as session:
         sequence(session)

@@ -7,9 +7,9 @@ from __future__ import annotations
 import pytest
 import torch
 from safetensors.torch import load as st_load
+from unlearn_client.verify.checks import verify_receipt
 
 from app.audit.signing import load_public_key
-from app.audit.verify import verify_receipt
 from tests.app.fakes import RecordingJobs
 from tests.helpers import digits_arrays, upload_digits
 from tests.workers import factories as f

@@ -1,4 +1,4 @@
-"""Removal evidence: what was measured before and after an unlearning update (docs/engine.md, docs/api.md).
+"""Removal evidence: what was measured before and after an unlearning update (design.md section 4).
 
 Figures: forget-set and holdout loss/accuracy, accuracy on a fixed seeded sample of retained rows, the
 loss-threshold membership-inference AUC of forget rows against holdout rows (Yeom et al.; 0.5 means the attack
@@ -24,6 +24,9 @@ from workers.engine.zoo import ArchSpec, load_model, prepare_inputs, train_mode
 EVAL_CHUNK = 1024  # rows per forward pass when measuring
 COMMITMENT_TAG = b"unlearn-forget-commitment-v2"
 SALT_BYTES = 32  # bytes of a random salt drawn when the caller gives none
+# Fixed bins of the loss histograms, in log10(loss): 1e-4 .. 10**1.5 in quarter decades (22 bins); losses below
+# the first edge count in the first bin, above the last edge in the last. Counts only, never per-row values.
+HIST_LOG10_EDGES = tuple(-4.0 + 0.25 * i for i in range(23))
 
 
 @torch.no_grad()
@@ -83,6 +86,14 @@ def membership_auc(forget_losses: Tensor, holdout_losses: Tensor) -> float:
     ranks[order] = avg_rank[inverse]
     u = ranks[: f.numel()].sum() - f.numel() * (f.numel() + 1) / 2
     return float(u / (f.numel() * h.numel()))
+
+
+def loss_histogram(losses: Tensor) -> list[int]:
+    """Counts of per-sample losses in the HIST_LOG10_EDGES bins (a fixed layout, so histograms compare)."""
+    edges = torch.tensor(HIST_LOG10_EDGES[1:-1], dtype=torch.float64)  # (21,) inner edges
+    logs = losses.double().flatten().clamp_min(1e-30).log10()  # (N,)
+    index = torch.bucketize(logs, edges, right=True)  # (N,) bin 0..21
+    return [int(c) for c in torch.bincount(index, minlength=len(HIST_LOG10_EDGES) - 1)]
 
 
 def param_distance(a: dict[str, Tensor], b: dict[str, Tensor]) -> float:
@@ -151,12 +162,14 @@ def snapshot(
         "retained_sample": _summary(r_loss, r_ok),
         "holdout": None,
         "membership_auc": None,
+        "loss_histogram": {"log10_edges": list(HIST_LOG10_EDGES), "forget": loss_histogram(f_loss), "holdout": None},
     }
     if holdout is not None and holdout[1].shape[0] > 0:
         h_loss, h_ok = losses(holdout)
         out["holdout"] = _summary(h_loss, h_ok)
         auc = membership_auc(f_loss, h_loss)
         out["membership_auc"] = None if auc != auc else auc  # no forgotten rows left to measure (compacted): None
+        out["loss_histogram"]["holdout"] = loss_histogram(h_loss)
     return out
 
 

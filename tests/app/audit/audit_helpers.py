@@ -5,9 +5,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from unlearn_client.verify.merkle import MerkleTree, leaf_hash
 
 from app.audit.canonical import GENESIS_HASH, compute_entry_hash, format_timestamp, normalize
-from app.audit.merkle import MerkleTree, leaf_hash
 from app.audit.signing import Signer, new_event_id
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)

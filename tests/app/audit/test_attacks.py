@@ -8,17 +8,17 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from prometheus_client import REGISTRY
 from sqlalchemy import func, select, text
 from sqlalchemy.exc import DBAPIError
-
-from app.audit import outbox, tree
-from app.audit.orm import AuditEntry, AuditOutboxEntry
-from app.audit.signing import RECEIPT_DOMAIN, Signer, load_public_key, signer_at
-from app.audit.verify import (
+from unlearn_client.verify.checks import (
     VerificationError,
     verify_consistency_document,
     verify_log,
     verify_receipt,
     verify_tree_head,
 )
+
+from app.audit import outbox, tree
+from app.audit.orm import AuditEntry, AuditOutboxEntry
+from app.audit.signing import RECEIPT_DOMAIN, Signer, load_public_key, signer_at
 from tests.app.audit import tamper
 from tests.app.audit.test_audit_router import _seed_deletion
 
@@ -61,7 +61,7 @@ def seed_deletion(service) -> str:
 
 
 def all_entries(service) -> list[dict]:
-    return service.client.get("/v1/audit", params={"limit": 1000}).json()["entries"]
+    return service.client.get("/v1/audit", params={"limit": 1000}).json()["items"]
 
 
 def assert_refused(resp, kind: str, words: str = "") -> None:

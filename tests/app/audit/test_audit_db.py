@@ -10,18 +10,18 @@ from sqlalchemy import create_engine, select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session
-
-from app.audit import tree
-from app.audit.exceptions import AuditContentError
-from app.audit.merkle import EMPTY_ROOT
-from app.audit.orm import AuditEntry
-from app.audit.service import append_entry, entry_document
-from app.audit.verify import (
+from unlearn_client.verify.checks import (
     verify_consistency_between,
     verify_entry_inclusion,
     verify_log,
     verify_tree_head,
 )
+from unlearn_client.verify.merkle import EMPTY_ROOT
+
+from app.audit import tree
+from app.audit.exceptions import AuditContentError
+from app.audit.orm import AuditEntry
+from app.audit.service import append_entry, entry_document
 from app.core.db import Base, make_engine, utcnow
 from app.core.migrate import upgrade
 from tests.pgdb import PG_ADMIN_URL

@@ -3,9 +3,7 @@
 import hashlib
 
 import pytest
-
-from app.audit.exceptions import VerificationError
-from app.audit.merkle import (
+from unlearn_client.verify.merkle import (
     EMPTY_ROOT,
     MerkleTree,
     leaf_hash,
@@ -13,6 +11,8 @@ from app.audit.merkle import (
     verify_consistency,
     verify_inclusion,
 )
+
+from app.audit.exceptions import VerificationError
 
 
 def H(b: bytes) -> bytes:

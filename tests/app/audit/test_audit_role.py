@@ -8,12 +8,12 @@ import pytest
 from sqlalchemy import create_engine, select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
+from unlearn_client.verify.checks import verify_log
 
 from app.audit import outbox, tree
 from app.audit.ddl import APP_ROLE
 from app.audit.orm import AuditEntry
 from app.audit.service import append_entry
-from app.audit.verify import verify_log
 from app.core.db import make_engine
 from tests.app.audit.conftest import start_service
 from tests.app.audit.test_audit_db import all_entries

@@ -6,10 +6,7 @@ import sys
 import uuid
 from datetime import UTC, datetime
 
-from app.audit.canonical import commit_sample_ids
-from app.audit.service import append_entry
-from app.audit.signing import load_public_key
-from app.audit.verify import (
+from unlearn_client.verify.checks import (
     VerificationError,
     verify_consistency_document,
     verify_entry_inclusion,
@@ -17,7 +14,11 @@ from app.audit.verify import (
     verify_receipt,
     verify_tree_head,
 )
-from app.audit.verify_cli import main as verify_main
+from unlearn_client.verify.cli import main as verify_main
+
+from app.audit.canonical import commit_sample_ids
+from app.audit.service import append_entry
+from app.audit.signing import load_public_key
 from app.datasets.orm import Dataset
 from app.deletions.orm import DeletionRequest
 from app.models.orm import Model, ModelVersion
@@ -31,12 +32,13 @@ def public_key(client):
 
 
 def all_pages(client, **params):
-    entries, after = [], 0
-    while after is not None:
-        page = client.get("/v1/audit", params=params | {"after_seq": after, "limit": 7}).json()
-        entries += page["entries"]
-        after = page["next_after_seq"]
-    return entries
+    entries, cursor = [], None
+    while True:
+        page = client.get("/v1/audit", params=params | {"limit": 7} | ({"cursor": cursor} if cursor else {})).json()
+        entries += page["items"]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            return entries
 
 
 def assert_problem(resp, status):
@@ -60,7 +62,7 @@ def test_whole_log_verifies_and_tenants_see_their_own(client, root_client, make_
     assert [e["event_type"] for e in mine].count("apikey.created") >= 3
     assert all("unl_" not in json.dumps(e) for e in everything)  # no raw key anywhere in the log
     assert_problem(client.get("/v1/audit", params={"limit": 0}), 422)
-    assert_problem(client.get("/v1/audit", params={"after_seq": -1}), 422)
+    assert_problem(client.get("/v1/audit", params={"cursor": "not-a-cursor"}), 422)
     assert_problem(client.get("/v1/audit", headers={"Authorization": ""}), 401)
 
 
@@ -172,7 +174,7 @@ def test_receipt_verifies_offline(app, client, root_client, tenant, tmp_path):
     (tmp_path / "receipt.json").write_text(resp.text)
     (tmp_path / "tampered.json").write_text(json.dumps(tampered))
     (tmp_path / "key.pem").write_text(client.get("/v1/audit/public-key").json()["public_key_pem"])
-    cmd = [sys.executable, "-m", "app.audit.verify", "receipt", "--public-key", str(tmp_path / "key.pem")]
+    cmd = [sys.executable, "-m", "unlearn_client.verify", "receipt", "--public-key", str(tmp_path / "key.pem")]
     ok = subprocess.run(cmd + [str(tmp_path / "receipt.json")], capture_output=True, text=True)
     assert ok.returncode == 0 and ok.stdout.startswith("OK"), ok.stderr
     assert verify_main(["receipt", str(tmp_path / "tampered.json"), "--public-key", str(tmp_path / "key.pem")]) == 1

@@ -4,10 +4,7 @@ import copy
 import json
 
 import pytest
-
-from app.audit.canonical import compute_entry_hash
-from app.audit.signing import load_or_create_signing_key
-from app.audit.verify import (
+from unlearn_client.verify.checks import (
     VerificationError,
     verify_consistency_between,
     verify_consistency_document,
@@ -15,7 +12,10 @@ from app.audit.verify import (
     verify_log,
     verify_tree_head,
 )
-from app.audit.verify_cli import main
+from unlearn_client.verify.cli import main
+
+from app.audit.canonical import compute_entry_hash
+from app.audit.signing import load_or_create_signing_key
 from tests.app.audit.audit_helpers import LOG_SIGNER, flip_b64, flip_hex, make_log, rechain, tree_of
 from tests.app.audit.receipt_helpers import make_receipt
 

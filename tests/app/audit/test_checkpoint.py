@@ -7,12 +7,12 @@ import hashlib
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from unlearn_client.verify.checks import verify_checkpoint, verify_tree_head
+from unlearn_client.verify.cli import main
 
 from app.audit import checkpoint
 from app.audit.exceptions import VerificationError
 from app.audit.signing import Signer
-from app.audit.verify import verify_checkpoint, verify_tree_head
-from app.audit.verify_cli import main
 
 
 def spec_verify(note: bytes, name: str, raw_key: bytes) -> tuple[str, int, bytes]:

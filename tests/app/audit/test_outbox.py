@@ -4,11 +4,11 @@ that respects what depends on them, while chained appends and the sequencer run 
 import threading
 
 from sqlalchemy import func, select
+from unlearn_client.verify.checks import verify_log
 
 from app.audit import outbox
 from app.audit.orm import AuditEntry, AuditOutboxEntry
 from app.audit.service import append_entry, entry_document
-from app.audit.verify import verify_log
 from tests.app.audit.test_audit_db import all_entries
 
 

@@ -6,10 +6,10 @@ import json
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from unlearn_client.verify.checks import VerificationError, verify_receipt
 
 from app.audit.canonical import commit_sample_ids
 from app.audit.signing import Signer
-from app.audit.verify import VerificationError, verify_receipt
 from tests.app.audit.audit_helpers import LOG_SIGNER, flip_b64, make_log
 from tests.app.audit.receipt_helpers import EVIDENCE, REQ_REFS, REQUEST, make_receipt, resign
 

@@ -37,10 +37,10 @@ def test_a_line_logged_while_a_job_runs_carries_its_id():
     assert "job_id" not in _line()
 
 
-def test_a_line_carries_the_request_id_in_the_api():
+def test_a_line_carries_the_http_request_id_in_the_api():
     token = request_id_var.set("req-1")
     try:
-        assert _line()["request_id"] == "req-1"
+        assert _line()["http_request_id"] == "req-1" and "request_id" not in _line()
     finally:
         request_id_var.reset(token)
 

@@ -54,7 +54,7 @@ def test_removal_deletes_the_blob_and_the_rows(client, app):
         assert s.get(Dataset, ds["id"]) is None
     assert client.get(f"/v1/datasets/{ds['id']}").status_code == 404
     assert client.delete(f"/v1/datasets/{ds['id']}").status_code == 404
-    entries = client.get("/v1/audit").json()["entries"]
+    entries = client.get("/v1/audit", params={"limit": 1000}).json()["items"]
     removed = [e for e in entries if e["event_type"] == "dataset.deleted"]
     assert [e["refs"] for e in removed] == [{"dataset_id": ds["id"]}]
     assert removed[0]["evidence"] == {"sha256": ds["sha256"], "num_rows": 20, "num_holdout": 300}

@@ -85,7 +85,7 @@ def test_erasure_fans_out_reports_one_status_and_ends_with_compaction(client, jo
 
     again = client.post(f"/v1/models/{first['id']}/deletions", json={"sample_ids": ["user-5"]})
     assert again.status_code == 409 and again.json()["conflicts"][0]["state"] == "erased"
-    assert again.json()["request_ids"] == [children[first["id"]]["id"]], "the erasure's deletion on that model"
+    assert again.json()["deletion_ids"] == [children[first["id"]]["id"]], "the erasure's deletion on that model"
     assert erase(client, dataset["id"], ["user-5"]).status_code == 409
     unknown = erase(client, dataset["id"], ["user-5", "nobody"])
     assert unknown.status_code == 422 and unknown.json()["unknown_ids"] == ["nobody"]

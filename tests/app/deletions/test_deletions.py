@@ -91,7 +91,7 @@ def test_bad_input_changes_nothing(client, app, jobs, model):
     conflict = post(client, model, ["user-4", "user-5"])
     assert conflict.status_code == 409
     assert [c["sample_id"] for c in conflict.json()["conflicts"]] == ["user-5"]
-    assert conflict.json()["request_ids"][0] in conflict.json()["detail"]
+    assert conflict.json()["deletion_ids"][0] in conflict.json()["detail"]
     assert row_counts(app) == before
     assert len(jobs.deletions) == 1
 
@@ -235,7 +235,7 @@ def test_requests_larger_than_one_lookup_chunk(client, app, jobs):
     conflict = post(client, model, ids)
     assert conflict.status_code == 409, conflict.text
     assert [c["sample_id"] for c in conflict.json()["conflicts"]] == [late]
-    assert conflict.json()["request_ids"] == [first.json()["id"]]
+    assert conflict.json()["deletion_ids"] == [first.json()["id"]]
     assert row_counts(app) == before
     rest = post(client, model, [i for i in ids if i != late])
     assert rest.status_code == 202 and rest.json()["sample_count"] == n - 1

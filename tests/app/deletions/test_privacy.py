@@ -3,10 +3,10 @@ commitment salted with a salt that only the requester is shown (response, status
 
 import pytest
 from sqlalchemy import select, text
+from unlearn_client.verify.checks import verify_receipt
 
 from app.audit.commitments import check_sample_ids
 from app.audit.signing import load_public_key
-from app.audit.verify import verify_receipt
 from app.core.db import Base
 from app.core.idhash import get_id_hasher, is_hashed
 from app.deletions.orm import DeletionRequest, Tombstone
@@ -65,7 +65,7 @@ def test_a_request_stores_keyed_hashes_and_opens_with_its_salt(app, client, jobs
     assert receipt["request"]["sample_ids_sha256"] == body["sample_ids_sha256"]
     assert receipt["request"]["commitment_salt"] == body["commitment_salt"]
     verify_receipt(receipt, load_public_key(client.get("/v1/audit/public-key").json()["public_key_pem"]))
-    logged = client.get("/v1/audit", params={"request_id": body["id"]}).json()["entries"]
+    logged = client.get("/v1/audit", params={"deletion_id": body["id"], "limit": 1000}).json()["items"]
     assert logged[0]["evidence"]["sample_ids_sha256"] == body["sample_ids_sha256"]
 
 

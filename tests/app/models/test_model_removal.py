@@ -95,7 +95,7 @@ def test_removal_deletes_every_blob_and_row(client, app):
 def test_the_audit_log_keeps_hashes_and_counts(client, app):
     _, model, made = _model_with_history(client, app)
     assert client.delete(f"/v1/models/{model['id']}").status_code == 204
-    entries = client.get("/v1/audit", params={"model_id": model["id"]}).json()["entries"]
+    entries = client.get("/v1/audit", params={"model_id": model["id"], "limit": 1000}).json()["items"]
     removed = [e for e in entries if e["event_type"] == "model.deleted"]
     assert len(removed) == 1
     assert removed[0]["refs"] == {"model_id": model["id"], "dataset_id": model["dataset_id"]}

@@ -31,7 +31,7 @@ def test_register_for_training_enqueues_after_commit(client, app):
     assert resp.headers["location"] == f"/v1/models/{model['id']}"
     assert jobs.training == [model["id"]]
     assert client.get(f"/v1/models/{model['id']}/versions/latest").status_code == 404
-    assert client.get(f"/v1/models/{model['id']}/versions").json() == {"items": []}
+    assert client.get(f"/v1/models/{model['id']}/versions").json() == {"items": [], "next_cursor": None, "limit": 50}
 
 
 def test_unlearning_settings_are_stored_and_reach_the_worker_config(client, app):

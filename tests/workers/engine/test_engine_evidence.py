@@ -3,6 +3,7 @@ import torch
 from sklearn.metrics import roc_auc_score
 
 from workers.engine import ArchSpec, build_model, evaluate, forget_commitment, membership_auc, param_distance
+from workers.engine.evidence import HIST_LOG10_EDGES, loss_histogram
 
 
 def test_membership_auc_extremes_and_ties():
@@ -71,3 +72,15 @@ def test_evaluate_matches_manual():
     assert got["loss"] == pytest.approx(want_loss, rel=1e-5)
     assert got["rows"] == 50
     assert evaluate(spec, model, x, y) == got
+
+
+def test_loss_histogram_counts_every_loss_in_its_fixed_bin():
+    assert len(HIST_LOG10_EDGES) == 23 and HIST_LOG10_EDGES[0] == -4.0 and HIST_LOG10_EDGES[-1] == 1.5
+    losses = torch.tensor([0.0, 1e-6, 1e-4, 0.0009, 0.5, 1.0, 2.0, 40.0, 1e6])
+    counts = loss_histogram(losses)
+    assert len(counts) == 22 and sum(counts) == losses.numel()
+    assert counts[0] == 3  # 0, 1e-6 (below the first edge) and 1e-4 itself
+    assert counts[3] == 1  # 9e-4: log10 = -3.05, in [-3.25, -3.0)
+    assert counts[14] == 1  # 0.5: log10 = -0.30, in [-0.5, -0.25)
+    assert counts[16] == 1 and counts[17] == 1  # 1.0 (log10 0) and 2.0 (log10 0.30)
+    assert counts[21] == 2  # 40 and 1e6: above the last edge, in the last bin

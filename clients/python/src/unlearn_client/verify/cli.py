@@ -1,4 +1,21 @@
-"""The ``python -m app.audit.verify`` command (usage in app.audit.verify's docstring)."""
+"""``python -m unlearn_client.verify``: check documents the audit endpoints returned, offline.
+
+Exit status 0 = verified, 1 = rejected, 2 = usage error::
+
+    python -m unlearn_client.verify receipt receipt.json --public-key key.pem
+    python -m unlearn_client.verify entry entry.json --public-key key.pem            # GET /v1/audit/{seq}
+    python -m unlearn_client.verify tree-head head.json --public-key key.pem         # GET /v1/audit/tree-head
+    python -m unlearn_client.verify consistency proof.json --public-key key.pem \\
+        --old-head head-then.json --new-head head-now.json                         # GET /v1/audit/consistency
+    python -m unlearn_client.verify log entries.json --public-key key.pem [--tree-head head.json]
+    python -m unlearn_client.verify checkpoint checkpoint.txt --public-key key.json  # GET /v1/audit/checkpoint
+
+``--public-key`` takes a PEM file, a file with the base64 raw key, or the JSON of ``GET /v1/audit/public-key``
+(which also names the log's checkpoint origin; else ``--origin``). ``--legacy-entries N``: the first N entries were
+written before entries were signed (a log upgraded from such a release) and may carry no signature.
+``entries.json`` is a JSON array of entries, a page of ``GET /v1/audit`` (its ``items``), or an object with an
+``entries`` array.
+"""
 
 import argparse
 import json
@@ -9,9 +26,10 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from app.audit import verify
-from app.audit.exceptions import VerificationError
-from app.audit.signing import DEFAULT_ORIGIN_PREFIX, key_id_of, load_public_key
+from unlearn_client.errors import VerificationError
+from unlearn_client.verify import checks as verify
+from unlearn_client.verify.keys import key_id_of, load_public_key
+from unlearn_client.verify.note import DEFAULT_ORIGIN_PREFIX
 
 
 class _UsageError(Exception):
@@ -40,9 +58,7 @@ def _load_key(path: str) -> tuple[Ed25519PublicKey, str | None]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m app.audit.verify", description=(verify.__doc__ or "").split("\n")[0]
-    )
+    parser = argparse.ArgumentParser(prog="python -m unlearn_client.verify", description=(__doc__ or "").split("\n")[0])
     parser.add_argument("kind", choices=["receipt", "entry", "tree-head", "consistency", "log", "checkpoint"])
     parser.add_argument("document", help="JSON file as returned by the endpoint (checkpoint: the note text)")
     parser.add_argument("--public-key", required=True, help="PEM, base64 raw key, or the public-key JSON")
@@ -84,7 +100,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             if old is None or new is None:
                 message += " (roots not pinned by signed heads: pass --old-head and --new-head)"
         else:
-            entries = doc["entries"] if isinstance(doc, Mapping) else doc
+            entries = (doc.get("items") or doc.get("entries") or []) if isinstance(doc, Mapping) else doc
             head = _load_json(args.tree_head) if args.tree_head else None
             root = verify.verify_log(entries, key, head, **legacy)
             message = f"log of {len(entries)} entries verified, root {root.hex()}"

@@ -11,7 +11,7 @@ Trees here are built over leaf *hashes* (``leaf_hash(data)``), which is what an 
 import hashlib
 from collections.abc import Sequence
 
-from app.audit.exceptions import VerificationError
+from unlearn_client.errors import VerificationError
 
 EMPTY_ROOT = hashlib.sha256(b"").digest()
 _MEMO_MIN_SIZE = 8  # perfect subtrees at least this large are memoised (they never change in an append-only log)

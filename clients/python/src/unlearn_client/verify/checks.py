@@ -1,37 +1,24 @@
-"""Offline verification of audit entries, tree heads, proofs, whole logs and deletion receipts.
+"""Offline verification of audit entries, tree heads, checkpoints, proofs, whole logs and deletion receipts.
 
 Needs only the log's Ed25519 public key (``GET /v1/audit/public-key``) and documents the endpoints return; no
-database and no network. Every function raises ``VerificationError`` naming the first check that failed.
+database and no network. Every function raises ``VerificationError`` naming the first check that failed. The
+command line over these functions is unlearn_client.verify.cli (``python -m unlearn_client.verify``).
 
-Command line (exit status 0 = verified, 1 = rejected, 2 = usage error)::
-
-    python -m app.audit.verify receipt receipt.json --public-key key.pem
-    python -m app.audit.verify entry entry.json --public-key key.pem            # GET /v1/audit/{seq}
-    python -m app.audit.verify tree-head head.json --public-key key.pem         # GET /v1/audit/tree-head
-    python -m app.audit.verify consistency proof.json --public-key key.pem \\
-        --old-head head-then.json --new-head head-now.json                      # GET /v1/audit/consistency
-    python -m app.audit.verify log entries.json --public-key key.pem [--tree-head head.json]
-    python -m app.audit.verify checkpoint checkpoint.txt --public-key key.json  # GET /v1/audit/checkpoint
-
-``--public-key`` takes a PEM file, a file with the base64 raw key, or the JSON of ``GET /v1/audit/public-key``
-(which also names the log's checkpoint origin; else ``--origin``). ``--legacy-entries N``: the first N entries were
-written before entries were signed (a log upgraded from such a release) and may carry no signature.
-``entries.json`` is a JSON array of entries, or an object with an ``entries`` array (pages of ``GET /v1/audit``
-concatenated from ``after_seq=0``).
+``legacy_entries``: the first N entries of a log upgraded from a release that did not sign entries may carry no
+signature.
 """
 
-import sys
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from app.audit.binding import check_binding
-from app.audit.canonical import GENESIS_HASH, compute_entry_hash
-from app.audit.checkpoint import open_checkpoint
-from app.audit.exceptions import CanonicalError, VerificationError
-from app.audit.merkle import MerkleTree, leaf_hash, verify_consistency, verify_inclusion
-from app.audit.signing import RECEIPT_DOMAIN, TREE_HEAD_DOMAIN, verify_event_signature, verify_signature
+from unlearn_client.errors import VerificationError
+from unlearn_client.verify.binding import check_binding
+from unlearn_client.verify.canonical import GENESIS_HASH, CanonicalError, compute_entry_hash
+from unlearn_client.verify.keys import RECEIPT_DOMAIN, TREE_HEAD_DOMAIN, verify_event_signature, verify_signature
+from unlearn_client.verify.merkle import MerkleTree, leaf_hash, verify_consistency, verify_inclusion
+from unlearn_client.verify.note import open_checkpoint
 
 __all__ = [
     "VerificationError",
@@ -226,7 +213,7 @@ def _concerns(entry: Mapping[str, Any], request: Mapping[str, Any]) -> bool:
 
 def verify_receipt(receipt: Mapping[str, Any], public_key: Ed25519PublicKey, *, legacy_entries: int = 0) -> None:
     """Check a deletion receipt: its signature, its tree head, every audit entry's signature and inclusion, and
-    that every field of the receipt the log records equals the logged value (app.audit.binding)."""
+    that every field of the receipt the log records equals the logged value (unlearn_client.verify.binding)."""
     try:
         verify_signature(public_key, RECEIPT_DOMAIN, receipt)
     except VerificationError as exc:
@@ -257,9 +244,3 @@ def verify_checkpoint(note: str, public_key: Ed25519PublicKey, origin: str) -> t
     """Check a C2SP checkpoint (``GET /v1/audit/checkpoint``) signed by the log's key under ``origin``; return
     (tree size, root hash)."""
     return open_checkpoint(note, public_key, origin)
-
-
-if __name__ == "__main__":
-    from app.audit.verify_cli import main
-
-    sys.exit(main())

@@ -2,7 +2,7 @@
 
 A receipt is signed by the log's key, and so is every entry; a receipt is worth more than the key holder's word
 only where its fields equal what the log recorded. ``check_binding`` runs after the entries' hashes, signatures and
-inclusion proofs have been checked (app.audit.verify.verify_receipt) and refuses any difference:
+inclusion proofs have been checked (unlearn_client.verify.checks.verify_receipt) and refuses any difference:
 
 - the request: ``id``, ``model_id``, ``tenant_id``, ``requester`` (the key id that asked: the entry's actor),
   ``method``, ``sample_count`` and the ids' commitment ``sample_ids_sha256`` equal those of its
@@ -32,8 +32,8 @@ size, state and row time; an unfinished request's ``error`` (the text of a retri
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from app.audit.canonical import commit_sample_ids
-from app.audit.exceptions import VerificationError
+from unlearn_client.errors import VerificationError
+from unlearn_client.verify.canonical import commit_sample_ids
 
 TERMINAL = {"succeeded": "deletion.succeeded", "failed": "deletion.failed"}
 # request field -> (event type of the request's entry recording it, path of the value in that entry)
