@@ -19,7 +19,6 @@ readers never see a partial file and, when two processes start at once, exactly 
 
 import base64
 import logging
-import os
 import secrets
 import threading
 import time
@@ -45,6 +44,8 @@ from unlearn_client.verify.keys import (
     verify_signature,
 )
 from unlearn_client.verify.note import DEFAULT_ORIGIN_PREFIX
+
+from app.core.secretfile import create_exclusive
 
 if TYPE_CHECKING:
     from app.core.config import Settings
@@ -183,28 +184,8 @@ def load_or_create_signing_key(path: Path) -> Signer:
     path = Path(path)
     if path.exists():
         return Signer(_read_private_key(path))
-    path.parent.mkdir(parents=True, exist_ok=True)
     key = Ed25519PrivateKey.generate()
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{os.urandom(6).hex()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(_private_pem(key))
-            fh.flush()
-            os.fsync(fh.fileno())
-        try:
-            os.link(tmp, path)  # atomic, never replaces: the first process to link wins
-        except FileExistsError:
-            return Signer(_read_private_key(path))
-    finally:
-        tmp.unlink(missing_ok=True)
-    try:
-        dir_fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
-    except OSError:  # pragma: no cover - folders that cannot be fsynced
-        pass
+    if not create_exclusive(path, _private_pem(key)):
+        return Signer(_read_private_key(path))  # another process created it first
     log.info("audit.signing_key_created path=%s key_id=%s", path, key_id_of(key.public_key()))
     return Signer(key)

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from app.core.config import get_settings
+from app.core.secretfile import create_exclusive
 
 log = logging.getLogger("app.idhash")
 
@@ -112,29 +113,9 @@ def load_or_create_key(path: Path) -> bytes:
     path = Path(path)
     if path.exists():
         return _read_key(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     key = os.urandom(KEY_BYTES)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{os.urandom(6).hex()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(key.hex() + "\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-        try:
-            os.link(tmp, path)  # atomic and never replaces: the first process to link wins
-        except FileExistsError:
-            return _read_key(path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    try:
-        dir_fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
-    except OSError:  # pragma: no cover - folders that cannot be fsynced
-        pass
+    if not create_exclusive(path, (key.hex() + "\n").encode("ascii")):
+        return _read_key(path)  # another process created it first
     log.info("idhash.key_created path=%s", path)
     return key
 
