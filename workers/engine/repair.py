@@ -61,16 +61,17 @@ def noise_band(cfg, n_forget: int, n_stop: int) -> float:
 
 def rank_targets(forget_losses: Tensor, reference_losses: Tensor, levels: Tensor | None = None) -> Tensor:
     """(F,) target losses: each forgotten row's quantile of `reference_losses`, at its own level when `levels`
-    (reference.levels) are given, else rank-matched (the k-th lowest loss gets level (k + 1/2) / F)."""
+    (reference.levels) are given, else rank-matched (the k-th lowest loss gets level (k + 1/2) / F); never below
+    the row's current loss (making a forgotten row easier would make it look more like a training row)."""
     f = forget_losses.numel()
     if levels is not None:
-        return torch.quantile(reference_losses.double(), levels.double().clamp(0.0, 1.0)).float()  # (F,)
-    order = torch.argsort(forget_losses)  # k-th lowest loss first
-    spread = (torch.arange(f, dtype=torch.float64) + 0.5) / f  # (F,) quantile levels
-    q = torch.quantile(reference_losses.double(), spread).float()  # (F,)
-    out = torch.empty(f)
-    out[order] = q
-    return out
+        out = torch.quantile(reference_losses.double(), levels.double().clamp(0.0, 1.0)).float()  # (F,)
+    else:
+        order = torch.argsort(forget_losses)  # k-th lowest loss first
+        spread = (torch.arange(f, dtype=torch.float64) + 0.5) / f  # (F,) quantile levels
+        out = torch.empty(f)
+        out[order] = torch.quantile(reference_losses.double(), spread).float()
+    return torch.maximum(out, forget_losses.float().cpu())  # a forgotten row is never pulled to a lower loss
 
 
 class _Batches:

@@ -68,6 +68,9 @@ def start_point(ctx: PipelineContext) -> dict:
             out["levels"] = reference.levels(ctx.reference, ctx.forget, ctx.stop, ctx.num_classes, ctx.cfg)
             if out["levels"] is not None:
                 out["target_auc"] = reference.expected_auc(out["levels"])
+        # Rows that already rank as hard as (or harder than) their target are no more detectable than rows never
+        # trained on: training only ever makes a row easier, so the target never asks them to become easier.
+        out["target_auc"] = min(out["target_auc"], out["auc"])
         # the attack's power on this model: retained (training) rows against rows never trained on
         members = ctx.measure(ctx.retained)[0]
         out["retained_auc"] = membership_auc(members, stop_losses)
