@@ -30,6 +30,10 @@ HIDDEN = [512, 512]
 RECIPE = TrainConfig(epochs=3, batch_size=256, lr=1e-3, alpha=0.005, seed=0)
 HOLDOUT_ROWS = 1000  # the data set's holdout handed to the engine for evidence, stop rule and guard
 DELETION = UnlearnConfig()  # the engine's default update: the targeted pipeline
+# --full-repair: the pipeline's most expensive path. The model generalises, so the default takes no step at all
+# (no membership signal); this forces stage 1 and a repair that never reaches its target (tolerance 0, no noise
+# band, no utility guard), so every one of the repair_steps * check_every minibatch steps runs.
+FULL_REPAIR = UnlearnConfig(stage1_without_signal=True, auc_tolerance=0.0, auc_noise_z=0.0, max_accuracy_drop=1.0)
 MIN_RETRAIN_RATIO = 100  # retrain / cached deletion at the largest size
 MAX_GROWTH = 2.0  # cached deletion cost, largest size over smallest
 
@@ -38,7 +42,7 @@ def spec() -> ArchSpec:
     return ArchSpec("mlp", {"in_features": 64, "hidden": HIDDEN, "num_classes": 10})
 
 
-def run_size(n: int, device: torch.device, repeats: int, retrain_full: bool, log=report.log) -> dict:
+def run_size(n: int, device: torch.device, repeats: int, retrain_full: bool, deletion=DELETION, log=report.log) -> dict:
     x_all, y_all = data.scaling_set(n + HOLDOUT_ROWS, seed=n)
     x, y = x_all[:n], y_all[:n]  # (n, 64), (n,)
     holdout = (x_all[n:], y_all[n:])
@@ -60,7 +64,7 @@ def run_size(n: int, device: torch.device, repeats: int, retrain_full: bool, log
         # alternate which correction goes first, so load changes hit both alike
         order = ("cached", "exact") if i % 2 == 0 else ("exact", "cached")
         for mode in order:
-            cfg = UnlearnConfig(**{**DELETION.__dict__, "correction": mode})
+            cfg = UnlearnConfig(**{**deletion.__dict__, "correction": mode})
             res, secs = timed(
                 device,
                 unlearn,
@@ -155,8 +159,9 @@ def markdown(res: list[dict], meta: dict) -> str:
         f"visible, {m['torch_threads']} torch threads, device `{meta['device']}`), torch {m['torch']}. "
         f"Model: MLP 64-{'-'.join(map(str, HIDDEN))}-10 on 64-d synthetic Gaussian classes; recipe "
         f"{RECIPE.epochs} epochs, batch {RECIPE.batch_size}, Adam lr {RECIPE.lr}, alpha {RECIPE.alpha}. "
-        f"Deletion: the engine's default (the targeted pipeline, `{DELETION.update}`), its evidence and verdict "
-        f"included (holdout {HOLDOUT_ROWS} rows); cached = from the version's fresh gradient cache, exact = stage 1 "
+        f"Deletion: {meta.get('deletion', 'the default (UnlearnConfig())')}, the targeted pipeline "
+        f"(`{DELETION.update}`), its evidence and verdict included (holdout {HOLDOUT_ROWS} rows); cached = from "
+        "the version's fresh gradient cache, exact = stage 1 "
         f"streams the retained rows. Deletion times are medians over {meta['repeats']} rows, exact and cached "
         "interleaved in one run.",
         "",
@@ -248,16 +253,19 @@ def main(argv: list[str] | None = None) -> list[dict]:
     )
     ap.add_argument("--full-retrain", action="store_true", help="measure retraining in full at every size")
     ap.add_argument("--name", default="scaling", help="output name under docs/bench (default scaling)")
+    ap.add_argument("--full-repair", action="store_true", help="time the whole repair budget (FULL_REPAIR)")
     args = ap.parse_args(argv)
     device = report.setup(args)
     sizes = [5000, 20000] if args.quick else [int(s) for s in args.sizes.split(",")]
     repeats = 3 if args.quick else args.repeats
     start = time.perf_counter()
-    res = [run_size(n, device, repeats, args.full_retrain or n <= args.retrain_full_max) for n in sizes]
+    deletion = FULL_REPAIR if args.full_repair else DELETION
+    res = [run_size(n, device, repeats, args.full_retrain or n <= args.retrain_full_max, deletion) for n in sizes]
     meta = {
         "command": "python -m bench.scaling " + " ".join(argv if argv is not None else sys.argv[1:]),
         "device": str(device),
         "repeats": repeats,
+        "deletion": "full repair budget (FULL_REPAIR)" if args.full_repair else "the default (UnlearnConfig())",
         "seconds": time.perf_counter() - start,
         "machine": machine(),
     }

@@ -52,6 +52,10 @@ class UnlearnSettings(BaseModel):
     repair_steps: int | None = Field(default=None, ge=1, le=10_000)
     poison_steps: int | None = Field(default=None, ge=1, le=10_000)
     finetune_steps: int | None = Field(default=None, ge=0, le=10_000)
+    # Targeted, privacy: take the IAU step even when neither the model nor the rows show a membership signal.
+    stage1_without_signal: bool | None = None
+    # Targeted, privacy: per-row loss targets from a linear reference model (false: rank matching toward 0.5).
+    row_targets: bool | None = None
     # rows per chunk when streaming gradients.
     chunk_size: int | None = Field(default=None, ge=1, le=1_000_000)
     # Removal policy (app/models/policy.py, docs/outcomes.md); the engine does not read these.

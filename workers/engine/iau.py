@@ -93,15 +93,21 @@ class UnlearnConfig:
     retained_sample: int = 512  # rows in the fixed retained sample measured before and after
     evidence_seed: int = 0  # seeds the retained sample, the holdout split and the minibatches
     stop_share: float = 0.5  # targeted: share of the holdout the stop rule reads; the guard reads the rest
-    repair_lr: float = 1e-3  # targeted: Adam learning rate of the stage-2 repair
+    repair_lr: float = 3e-4  # targeted: Adam learning rate of the stage-2 repair (docs/benchmark.md)
     repair_steps: int = 60  # targeted: checks in the repair (each after check_every optimiser steps)
     check_every: int = 5  # targeted: optimiser steps between two checks of the stop rule and the guard
     repair_batch: int = 128  # targeted: retained rows per repair step
     forget_batch: int = 256  # targeted: forgotten rows per repair step (all of them when fewer)
     forget_weight: float = 1.0  # targeted: weight of the loss-matching term
+    row_targets: bool = True  # targeted, privacy: per-row targets from a linear reference model (reference.py)
+    reference_rows: int = 4096  # retained rows the reference model is fitted to
+    reference_l2: float = 1e-2  # its L2 penalty
+    reference_dim: int = 512  # wider rows are randomly projected to this many dimensions first
+    stage1_without_signal: bool = False  # targeted, privacy: step even when nothing carries a membership signal
     neggrad_beta: float = 0.9  # neggrad+ and the poison path: weight of the retained term
     salun_keep: float = 0.5  # salun: share of weights (largest forget-gradient magnitude) the repair may change
     poison_steps: int = 100  # poison: NegGrad+ steps
+    poison_lr: float = 1e-3  # poison: Adam learning rate of those steps and of the fine-tune
     finetune_steps: int = 50  # poison: fine-tune steps on retained rows after them
     max_forget_accuracy: float = 0.05  # poison target: largest share of forgotten rows whose label is reproduced
 
@@ -188,6 +194,7 @@ def unlearn(
     before = snapshot(model, spec, forget, retained, holdout, losses=measure)
     stop, guard = split_holdout(holdout, cfg.stop_share, cfg.evidence_seed)
     baselines = [(guard, accuracy(measure, guard)), (retained, before["retained_sample"]["accuracy"])]
+    reference_idx = retained_sample_index(retain_idx, cfg.reference_rows, cfg.evidence_seed + 1)
     ctx = PipelineContext(
         cfg=cfg,
         model=model,
@@ -197,6 +204,7 @@ def unlearn(
         stop=stop,
         guard=guard,
         retained=retained,
+        reference=(features[reference_idx], labels[reference_idx]),
         baselines=baselines,
         batches=_Batches(spec, features, labels, retain_idx, forget_idx, cfg, device),
         num_classes=int(measure_logits_width(model, spec, forget[0][:1], device)),
@@ -216,8 +224,9 @@ def unlearn(
     eta_used = None
     if cfg.update in FAMILY:
         direction = {k: sum_r[k] / n_r - sum_f[k] / n_f for k in params}  # mean_r - mean_f
-        report, start = run_targeted(ctx, direction, progress)
-        steps, stop_reason, auc_trace = 1 + report.steps, report.stop_reason, report.auc_trace
+        report, start = run_targeted(ctx, direction, progress, start)
+        steps = report.steps + (0 if start.get("skipped") else 1)
+        stop_reason, auc_trace = report.stop_reason, report.auc_trace
         stage2 = {
             "variant": "poison" if cfg.purpose == "poison" else cfg.update,
             "steps": report.steps,

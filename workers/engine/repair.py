@@ -59,15 +59,19 @@ def noise_band(cfg, n_forget: int, n_stop: int) -> float:
     return max(cfg.auc_tolerance, cfg.auc_noise_z * se)
 
 
-def rank_targets(forget_losses: Tensor, reference_losses: Tensor) -> Tensor:
-    """(F,) target losses: the rank-matched quantiles of `reference_losses` for each forgotten row."""
+def rank_targets(forget_losses: Tensor, reference_losses: Tensor, levels: Tensor | None = None) -> Tensor:
+    """(F,) target losses: each forgotten row's quantile of `reference_losses`, at its own level when `levels`
+    (reference.levels) are given, else rank-matched (the k-th lowest loss gets level (k + 1/2) / F); never below
+    the row's current loss (making a forgotten row easier would make it look more like a training row)."""
     f = forget_losses.numel()
-    order = torch.argsort(forget_losses)  # k-th lowest loss first
-    levels = (torch.arange(f, dtype=torch.float64) + 0.5) / f  # (F,) quantile levels
-    q = torch.quantile(reference_losses.double(), levels).float()  # (F,)
-    out = torch.empty(f)
-    out[order] = q
-    return out
+    if levels is not None:
+        out = torch.quantile(reference_losses.double(), levels.double().clamp(0.0, 1.0)).float()  # (F,)
+    else:
+        order = torch.argsort(forget_losses)  # k-th lowest loss first
+        spread = (torch.arange(f, dtype=torch.float64) + 0.5) / f  # (F,) quantile levels
+        out = torch.empty(f)
+        out[order] = torch.quantile(reference_losses.double(), spread).float()
+    return torch.maximum(out, forget_losses.float().cpu())  # a forgotten row is never pulled to a lower loss
 
 
 class _Batches:
@@ -160,7 +164,7 @@ def repair_privacy(ctx, kind: str, start: dict, progress) -> RepairReport:
         return membership_auc(f_loss, measure(ctx.stop)[0]), float(f_loss.double().mean())
 
     def distance(auc: float) -> float:
-        return abs(auc - cfg.target_auc)
+        return abs(auc - start["target_auc"])
 
     best = {"state": start["state"], "distance": distance(start["auc"]), "auc": start["auc"]}
     last_good = _snapshot(params)
@@ -170,12 +174,17 @@ def repair_privacy(ctx, kind: str, start: dict, progress) -> RepairReport:
     report.auc_trace.append(auc)
     if distance(auc) <= noise_band(cfg, ctx.forget[1].numel(), ctx.stop[1].numel()):
         report.stop_reason = "within_noise"  # after stage 1 the rows are as plausible unseen as sampling allows
+        if distance(auc) > best["distance"] or f_loss < start["forget_loss"]:
+            _restore(params, best["state"], measure)  # never worse: stage 1 moved the rows the wrong way
+            report.restored_best = True
         return report
     for step in range(cfg.repair_steps):
         if distance(auc) <= cfg.auc_tolerance:
             report.stop_reason = "auc_target"
             break
-        targets = rank_targets(measure(ctx.forget)[0], measure(ctx.stop)[0]) if kind == "targeted" else None
+        targets = None
+        if kind == "targeted":
+            targets = rank_targets(measure(ctx.forget)[0], measure(ctx.stop)[0], start["levels"])
         for _ in range(cfg.check_every):
             _step(ctx.model, params, opt, kind, ctx.batches, targets, cfg, ctx.num_classes, mask, measure)
             report.steps += 1
@@ -205,8 +214,8 @@ def repair_privacy(ctx, kind: str, start: dict, progress) -> RepairReport:
 def repair_poison(ctx, progress) -> RepairReport:
     """Purpose "poison": `poison_steps` NegGrad+ steps, then `finetune_steps` steps on retained rows alone."""
     cfg, measure, params = ctx.cfg, ctx.measure, ctx.params
-    report = RepairReport(lr_used=cfg.repair_lr, stop_reason="poison_budget")
-    opt = torch.optim.Adam(list(params.values()), lr=cfg.repair_lr)
+    report = RepairReport(lr_used=cfg.poison_lr, stop_reason="poison_budget")
+    opt = torch.optim.Adam(list(params.values()), lr=cfg.poison_lr)
     total = max(1, cfg.poison_steps + cfg.finetune_steps)
     for kind, steps in (("neggrad+", cfg.poison_steps), ("finetune", cfg.finetune_steps)):
         for _ in range(steps):

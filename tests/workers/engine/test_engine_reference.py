@@ -1,0 +1,44 @@
+"""Per-row targets: the linear reference model ranks forgotten rows by how hard a model that never saw them
+would find them, and the repair never asks a forgotten row to become easier."""
+
+import torch
+
+from workers.engine import UnlearnConfig
+from workers.engine.reference import applicable, expected_auc, levels
+from workers.engine.repair import rank_targets
+
+
+def test_mislabelled_rows_rank_as_hard_and_typical_rows_as_easy(digits):
+    x, y, xh, yh = digits
+    half = xh.shape[0] // 2
+    stop = (xh[:half], yh[:half])
+    wrong = torch.arange(0, 20)
+    clean = torch.arange(20, 40)
+    y_bad = y.clone()
+    y_bad[wrong] = (y[wrong] + 3) % 10  # a digit labelled as another one
+    reference_rows = (x[100:], y[100:])  # retained rows only: neither forget set is among them
+    cfg = UnlearnConfig()
+    lv_wrong = levels(reference_rows, (x[wrong], y_bad[wrong]), stop, 10, cfg)
+    lv_clean = levels(reference_rows, (x[clean], y[clean]), stop, 10, cfg)
+    assert lv_wrong.shape == (20,) and lv_clean.shape == (20,)
+    assert float(lv_wrong.min()) >= 0.0 and float(lv_wrong.max()) <= 1.0
+    assert expected_auc(lv_wrong) < 0.2  # a retrained model would find these rows harder than most unseen ones
+    assert expected_auc(lv_clean) > 0.4
+
+
+def test_token_ids_get_no_reference_levels():
+    ids = torch.randint(0, 100, (8, 5))
+    assert not applicable(ids)
+    rows = (ids, torch.zeros(8, dtype=torch.int64))
+    assert levels(rows, rows, rows, 2, UnlearnConfig()) is None
+
+
+def test_targets_never_ask_a_forgotten_row_for_a_lower_loss():
+    reference_losses = torch.linspace(0.0, 2.0, 101)
+    forget_losses = torch.tensor([0.01, 1.5, 3.0])
+    low_levels = torch.tensor([0.05, 0.05, 0.05])  # the reference says: easy rows
+    targets = rank_targets(forget_losses, reference_losses, low_levels)
+    assert torch.all(targets >= forget_losses)
+    assert abs(float(targets[0]) - 0.1) < 1e-6  # the easy row below its quantile is pulled up to it
+    uniform = rank_targets(forget_losses, reference_losses)
+    assert torch.all(uniform >= forget_losses)
