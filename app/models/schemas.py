@@ -39,8 +39,9 @@ class UnlearnSettings(BaseModel):
     retain_weight: float | None = Field(default=None, ge=0, le=1e3)
     # gradient: step budget.
     max_steps: int | None = Field(default=None, ge=1, le=1000)
-    # The privacy target: membership AUC of forgotten vs unseen rows to reach, the tolerance around it, and how
-    # many standard errors of a no-signal AUC the band also admits (tiny forget sets).
+    # The privacy target: membership AUC of forgotten vs unseen rows to reach (when row_targets is off or the
+    # features allow no reference model; otherwise each row's own level sets it), the tolerance around it, and
+    # how many standard errors of a no-signal AUC the band also admits (tiny forget sets).
     target_auc: float | None = Field(default=None, ge=0, le=1)
     auc_tolerance: float | None = Field(default=None, ge=0, le=1)
     auc_noise_z: float | None = Field(default=None, ge=0, le=10)

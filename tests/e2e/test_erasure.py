@@ -148,11 +148,20 @@ def test_deleted_rows_leave_storage_and_database(client, app, workers, monkeypat
     ]
     assert approximate, "the erasure's approximate removal is left for the consolidation"
     result = consolidate_model(model_id)
-    assert "version" in result, result
+    if "version" in result:
+        version = result["version"]
+    else:  # the running workers' maintenance found the model due first and consolidated it
+        assert result.get("skipped") is True, result
+
+        def exact_as_of() -> set:
+            return {client.get(f"/v1/deletions/{rid}").json()["exact_as_of_version"] for rid in approximate}
+
+        f.wait_for(lambda: None not in exact_as_of(), timeout=120, what="the maintenance's consolidation")
+        (version,) = exact_as_of()
     for rid in approximate:
-        assert client.get(f"/v1/deletions/{rid}").json()["exact_as_of_version"] == result["version"]
+        assert client.get(f"/v1/deletions/{rid}").json()["exact_as_of_version"] == version
     latest = client.get(f"/v1/models/{model_id}/versions/latest").json()
-    assert latest["version"] == result["version"]
-    assert client.get(f"/v1/models/{model_id}/versions/{result['version'] - 1}/checkpoint").status_code == 410
+    assert latest["version"] == version
+    assert client.get(f"/v1/models/{model_id}/versions/{version - 1}/checkpoint").status_code == 410
     _assert_erased(app, x, rows, PEOPLE)
     assert f.verify_audit_log() > 0

@@ -21,7 +21,15 @@ from workers.datastore import get_store
 
 SMALL_MLP = {"name": "mlp", "config": {"in_features": 64, "hidden": [16], "num_classes": 10}}
 # Unlearning defaults that always take at least one step (no utility guard undoing it on a tiny model).
-MOVING_UPDATE = {"max_accuracy_drop": 1.0, "max_steps": 3}
+# The targeted default, made to move the weights: these models generalise, so without stage1_without_signal it
+# would rightly leave them unchanged, and a target of 0.5 with no band keeps the never-worse rule from undoing it.
+MOVING_UPDATE = {
+    "max_accuracy_drop": 1.0,
+    "max_steps": 3,
+    "stage1_without_signal": True,
+    "row_targets": False,
+    "auc_noise_z": 0.0,
+}
 FAST_RECIPE = {"epochs": 3, "batch_size": 64, "lr": 0.01, "alpha": 0.005, "seed": 0}
 
 

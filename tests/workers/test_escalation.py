@@ -151,7 +151,7 @@ def test_met_target_is_published_as_an_approximate_removal(app, client, verdict)
 @pytest.mark.parametrize("backend", ["postgresql"])
 def test_the_engines_own_unmet_verdict_escalates(app, client):
     """No forcing: a target the engine cannot reach (membership AUC exactly 0) gives met false, then the retrain."""
-    unreachable = {"target_auc": 0.0, "auc_tolerance": 0.0, "auc_noise_z": 0.0, "repair_steps": 2}
+    unreachable = {"target_auc": 0.0, "row_targets": False, "auc_tolerance": 0.0, "auc_noise_z": 0.0, "repair_steps": 2}
     model_id = register_trained(app, client, unlearn=unreachable)
     rid = delete(client, model_id, [30, 31, 32])
     apply_deletions(model_id)

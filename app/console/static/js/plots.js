@@ -52,7 +52,8 @@ export function lossHistograms(before, after) {
   return svg;
 }
 
-// Membership-inference AUC before and after, on a 0..1 axis with the target band around 0.5 shaded.
+// Membership-inference AUC before and after, on a 0..1 axis with the target band shaded (around 0.5, or around the
+// rows' own target when the engine set one per row from its reference model).
 export function aucPlot(before, after, target) {
   const W = 640, H = 110, x0 = 30, x1 = W - 30, y = 62;
   const svg = frame("membership-auc", W, H, "Membership-inference AUC of forgotten against unseen rows, and the target band");
@@ -61,7 +62,7 @@ export function aucPlot(before, after, target) {
   svg.append(
     s("line", { x1: x0, x2: x1, y1: y, y2: y, stroke: "#888" }),
     s("rect", { x: X(center - band), y: y - 16, width: Math.max(X(center + band) - X(center - band), 2), height: 32, fill: "#1b9e77", "fill-opacity": 0.18, "data-role": "target-band" }),
-    text(X(center), y - 22, `target ${center}${band ? ` ± ${band.toFixed(3)}` : ""}: indistinguishable`, { "text-anchor": "middle", fill: "#137a5c" }),
+    text(X(center), y - 22, `target ${Number(center).toFixed(3)}${band ? ` ± ${band.toFixed(3)}` : ""}: ${target?.per_row ? "where rows this hard sit when never trained on" : "indistinguishable"}`, { "text-anchor": "middle", fill: "#137a5c" }),
   );
   for (const v of [0, 0.25, 0.5, 0.75, 1]) svg.append(s("line", { x1: X(v), x2: X(v), y1: y, y2: y + 4, stroke: "#888" }), text(X(v), y + 17, v, { "text-anchor": "middle", "font-size": 10 }));
   if (before != null && after != null) {
