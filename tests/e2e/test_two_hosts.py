@@ -121,21 +121,25 @@ def test_two_hosts_sharing_only_the_object_store_keep_every_guarantee(
         assert events.count("deletion.succeeded") == PER_MODEL
         assert events.count("version.purged") == len(versions) - 1
 
-    def store_holds_only_live_blobs():
+    def live_blobs() -> set[str]:
         with session_scope() as session:
             named = {session.get(Dataset, dataset["id"]).blob_sha256}
             for v in session.execute(
                 select(ModelVersion).where(ModelVersion.model_id.in_(model_ids), ModelVersion.state == "available")
             ).scalars():
                 named |= {v.checkpoint_sha256, v.grad_cache_sha256} - {None}
+        return named
+
+    # A purged version's blob is gone unless a live version holds the same bytes: a deletion that left the
+    # weights unchanged (no membership signal) publishes the same checkpoint again.
+    def store_holds_only_live_blobs():
+        live = live_blobs()  # read again: a version's gradient cache is built after it is published
         stored = object_store.shas(s3_prefix)
-        # a purged version's blob is gone unless a live version holds the same bytes (a deletion that left the
-        # weights unchanged publishes the same checkpoint again)
-        return stored <= named and not stored & (purged_blobs - named)
+        return stored <= live and not stored & (purged_blobs - live)
 
     f.wait_for(store_holds_only_live_blobs, timeout=30, what="only the blobs of live versions in the object store")
     f.wait_for(
-        lambda: not any(scratch_copies(h) & purged_blobs for h in hosts),
+        lambda: not any(scratch_copies(h) & (purged_blobs - live_blobs()) for h in hosts),
         timeout=30,
         what="both hosts' scratch copies of purged versions to go",
     )
