@@ -26,7 +26,9 @@ def test_mislabelled_rows_rank_as_hard_and_typical_rows_as_easy(digits):
     assert expected_auc(lv_clean) > 0.4
 
 
-def test_token_ids_get_no_reference_levels():
+def test_token_ids_and_very_wide_rows_get_no_reference_levels():
+    assert not applicable(torch.zeros(4, 1 << 15))  # its projection matrix would be too large
+    assert applicable(torch.zeros(4, 3, 32, 32))
     ids = torch.randint(0, 100, (8, 5))
     assert not applicable(ids)
     rows = (ids, torch.zeros(8, dtype=torch.int64))
