@@ -65,7 +65,7 @@ from workers.engine.evidence import (
 from workers.engine.gradients import model_gradient_sum, named_params
 from workers.engine.measure import Measure, accuracy, split_holdout
 from workers.engine.repair import _Batches
-from workers.engine.targeted import FAMILY, PipelineContext, start_point
+from workers.engine.targeted import FAMILY, PipelineContext, nothing_to_remove, start_point
 from workers.engine.targeted import outcome as verdict
 from workers.engine.targeted import run as run_targeted
 from workers.engine.zoo import ArchSpec, load_model, trainable_summary
@@ -210,20 +210,24 @@ def unlearn(
         num_classes=int(measure_logits_width(model, spec, forget[0][:1], device)),
     )
     start = start_point(ctx)
+    start["skipped"] = cfg.update in FAMILY and ctx.stop is not None and nothing_to_remove(cfg, start)
     clock.lap("evidence_before")
     progress(0.1)
 
     sum_f = model_gradient_sum(model, spec, features, labels, forget_idx, cfg.chunk_size)
-    sum_r, extra_rows, estimate_rows = _retained_sum(
-        correction, cfg, cache, sum_f, model, spec, features, labels, retain_mask, retain_idx, forget_idx
-    )
+    if start["skipped"] and correction != "cached":
+        sum_r, extra_rows, estimate_rows = None, 0, 0  # no step will be taken: streaming D_r would be wasted
+    else:  # (a cached correction is cheap, and checks that the cache covers the rows)
+        sum_r, extra_rows, estimate_rows = _retained_sum(
+            correction, cfg, cache, sum_f, model, spec, features, labels, retain_mask, retain_idx, forget_idx
+        )
     clock.lap("retained_gradient")
     progress(0.3)
 
     auc_trace: list[float] = []
     eta_used = None
     if cfg.update in FAMILY:
-        direction = {k: sum_r[k] / n_r - sum_f[k] / n_f for k in params}  # mean_r - mean_f
+        direction = None if sum_r is None else {k: sum_r[k] / n_r - sum_f[k] / n_f for k in params}  # mean_r - mean_f
         report, start = run_targeted(ctx, direction, progress, start)
         steps = report.steps + (0 if start.get("skipped") else 1)
         stop_reason, auc_trace = report.stop_reason, report.auc_trace
@@ -268,7 +272,8 @@ def unlearn(
         "param_distance": param_distance(state_dict, new_state),
         "checkpoint_sha256": {"before": sha256_state_dict(state_dict), "after": sha256_state_dict(new_state)},
         "correction": _correction_evidence(cfg, correction, correction_note, cache, current_version, extra_rows)
-        | {"estimate_rows": estimate_rows},
+        | {"estimate_rows": estimate_rows}
+        | ({"retained_gradient": "not computed: no update was taken"} if sum_r is None else {}),
         "steps": steps,
         "stage2": stage2,
         "eta_used": eta_used,

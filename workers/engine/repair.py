@@ -166,17 +166,22 @@ def repair_privacy(ctx, kind: str, start: dict, progress) -> RepairReport:
     def distance(auc: float) -> float:
         return abs(auc - start["target_auc"])
 
+    def never_worse(auc: float, f_loss: float) -> None:
+        """Restore the best state seen (the start included) if the rows ended further from their target than
+        they started, or easier."""
+        if distance(auc) > distance(start["auc"]) or f_loss < start["forget_loss"]:
+            _restore(params, best["state"], measure)
+            report.restored_best = True
+
     best = {"state": start["state"], "distance": distance(start["auc"]), "auc": start["auc"]}
     last_good = _snapshot(params)
     if utility_lost(measure, ctx.baselines, cfg.max_accuracy_drop):
         last_good = start["state"]  # stage 1 alone cost too much utility: a failed check goes back before it
     auc, f_loss = check()
     report.auc_trace.append(auc)
-    if distance(auc) <= noise_band(cfg, ctx.forget[1].numel(), ctx.stop[1].numel()):
+    if distance(auc) <= start["band"]:
         report.stop_reason = "within_noise"  # after stage 1 the rows are as plausible unseen as sampling allows
-        if distance(auc) > best["distance"] or f_loss < start["forget_loss"]:
-            _restore(params, best["state"], measure)  # never worse: stage 1 moved the rows the wrong way
-            report.restored_best = True
+        never_worse(auc, f_loss)  # stage 1 may still have moved them the wrong way
         return report
     for step in range(cfg.repair_steps):
         if distance(auc) <= cfg.auc_tolerance:
@@ -204,10 +209,7 @@ def repair_privacy(ctx, kind: str, start: dict, progress) -> RepairReport:
         report.auc_trace.append(auc)
         if f_loss >= start["forget_loss"] and distance(auc) < best["distance"]:
             best = {"state": _snapshot(params), "distance": distance(auc), "auc": auc}
-    auc, f_loss = check()
-    if distance(auc) > distance(start["auc"]) or f_loss < start["forget_loss"]:
-        _restore(params, best["state"], measure)
-        report.restored_best = True
+    never_worse(*check())
     return report
 
 

@@ -85,7 +85,7 @@ def nothing_to_remove(cfg, start: dict) -> bool:
     """Purpose privacy, and neither the model nor the forgotten rows carry a membership signal: the attack cannot
     tell the model's training rows from unseen ones, and the forgotten rows already rank among the stop rows as
     unseen rows do. Any step would then only move the model away from where retraining puts it (measured on a
-    model that generalises: docs/outcomes.md), so none is taken unless `stage1_without_signal` says so."""
+    model that generalises: docs/engine.md), so none is taken unless `stage1_without_signal` says so."""
     return (
         cfg.purpose == "privacy"
         and not cfg.stage1_without_signal
@@ -94,12 +94,12 @@ def nothing_to_remove(cfg, start: dict) -> bool:
     )
 
 
-def run(ctx: PipelineContext, direction: dict[str, Tensor], progress, start: dict) -> tuple[RepairReport, dict]:
-    """Stage 1 and stage 2 on ctx.model in place, from `start` (start_point of the same context); returns the
-    repair report and the starting figures."""
+def run(ctx: PipelineContext, direction: dict[str, Tensor] | None, progress, start: dict) -> tuple[RepairReport, dict]:
+    """Stage 1 and stage 2 on ctx.model in place, from `start` (start_point of the same context, with "skipped"
+    set when nothing_to_remove: then no step is taken and `direction` may be None); returns the repair report
+    and the starting figures."""
     cfg = ctx.cfg
-    if ctx.stop is not None and nothing_to_remove(cfg, start):
-        start["skipped"] = True
+    if start.get("skipped"):
         return RepairReport(stop_reason="no_membership_signal", lr_used=cfg.repair_lr), start
     apply_stage1(ctx.params, direction, cfg.lr)
     ctx.measure.changed()
@@ -162,7 +162,7 @@ def outcome(ctx: PipelineContext, start: dict) -> dict:
                 "reason": "the data set has no holdout rows: membership cannot be measured",
             }
         auc = membership_auc(f_loss, ctx.measure(ctx.stop)[0])
-        band = noise_band(cfg, ctx.forget[1].numel(), ctx.stop[1].numel())
+        band = start["band"]
         target["band"] = band  # the tolerance in force for this many forgotten and stop rows
         measured |= {"membership_auc": auc, "membership_auc_start": start["auc"], "stop_rows": int(ctx.stop[1].numel())}
         measured |= {"retained_membership_auc": start["retained_auc"], "retained_band": start["retained_band"]}

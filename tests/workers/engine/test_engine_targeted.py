@@ -249,6 +249,7 @@ def test_a_model_without_membership_signal_is_left_unchanged(small_logreg, digit
     assert out["met"] is True and "left unchanged" in out["reason"]
     assert res.evidence["param_distance"] == 0 and res.evidence["steps"] == 0
     assert res.evidence["checkpoint_sha256"]["before"] == res.evidence["checkpoint_sha256"]["after"]
+    assert res.evidence["correction"]["retained_gradient"].startswith("not computed")  # no O(N) pass for nothing
     forced = unlearn(
         spec, state, x, y, retain, forget_idx, UnlearnConfig(stage1_without_signal=True), device, holdout=(xh, yh)
     )
