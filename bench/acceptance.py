@@ -156,6 +156,36 @@ def lines(results: dict) -> list[str]:
     return out
 
 
+def noise_check(results: dict) -> list[dict]:
+    """The memorisation conditions' stated tolerances (AUC within 0.05, test holdout within 1.5 points of the
+    retrained model) applied to the second exact retrain, per seed: [{name, seeds: [{seed, passed, detail}]}]."""
+    out = []
+    for forget in ("1 row", "1%", "5%"):
+        entry = _scenario(results, "memorisation", forget)
+        if entry is None:
+            continue
+        seeds = []
+        for seed, run in zip(entry["seeds"], entry["runs"], strict=True):
+            passed, detail = True, []
+            for key, stated in (("membership_auc", AUC_TOLERANCE), ("holdout_acc", HOLDOUT_POINTS)):
+                d = abs(run[RETRAIN_2][key] - run[RETRAIN][key])
+                passed &= d <= stated + SLACK
+                detail.append(
+                    f"{key} {run[RETRAIN_2][key]:.3f} vs {run[RETRAIN][key]:.3f} (|Δ| {d:.3f}, tol {stated:.3f})"
+                )
+            seeds.append({"seed": seed, "passed": bool(passed), "detail": "; ".join(detail)})
+        out.append({"name": f"memorisation {forget}: second retrain against the retrain", "seeds": seeds})
+    return out
+
+
+def noise_markdown(results: dict) -> str:
+    body = []
+    for c in noise_check(results):
+        per_seed = "; ".join(f"seed {s['seed']} {'pass' if s['passed'] else 'FAIL'}: {s['detail']}" for s in c["seeds"])
+        body.append([c["name"], f"{sum(s['passed'] for s in c['seeds'])}/{len(c['seeds'])}", per_seed])
+    return table(["condition (stated tolerances)", "seeds passed", "per seed"], body) if body else "—"
+
+
 def markdown(results: dict) -> str:
     body = []
     for c in check(results):

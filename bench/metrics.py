@@ -36,6 +36,18 @@ def kl_to_reference(z_ref: Tensor, z: Tensor) -> float:
     return float((log_p_ref.exp() * (log_p_ref - log_p)).sum(1).mean())
 
 
+def churn(z_from: Tensor, z: Tensor) -> float:
+    """Share of rows whose predicted class differs between two models."""
+    return float((z_from.argmax(1) != z.argmax(1)).double().mean())
+
+
+def class_shift(z_from: Tensor, z: Tensor) -> float:
+    """Largest change, over classes, of the mean probability a model gives a class across the rows: a model
+    that lowers (or raises) one class everywhere, rather than on a few rows, scores high."""
+    change = F.softmax(z.double(), 1).mean(0) - F.softmax(z_from.double(), 1).mean(0)  # (C,)
+    return float(change.abs().max())
+
+
 def attack_success_rate(z_triggered: Tensor, y_true: Tensor, target: int) -> float:
     """Share of triggered rows whose true class is not the target that the model assigns to the target."""
     mask = y_true != target

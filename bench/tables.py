@@ -8,6 +8,8 @@ COLUMNS = [
     ("membership AUC", "membership_auc", 3),
     ("KL to retrain (forget rows)", "kl_to_retrain", 4),
     ("KL to retrain (test holdout)", "kl_test_to_retrain", 4),
+    ("churn", "test_churn", 3),
+    ("class shift", "class_shift", 3),
 ]
 NOISE_COLUMNS = [
     ("membership AUC", "membership_auc"),

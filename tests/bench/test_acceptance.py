@@ -109,3 +109,30 @@ def test_noise_floor_is_the_distance_between_the_two_retrains():
     assert floor["holdout_acc"] == [0.0]
     assert floor["kl_to_retrain"] == [0.3]
     assert "lira_auc" not in floor
+
+
+def test_the_stated_tolerances_are_applied_to_the_second_retrain():
+    # seed 0: the second retrain is 0.02 test points from the first (more than 1.5): it fails the stated bar;
+    # seed 1: it is within both tolerances
+    runs = [run(figures(auc=0.45)), run(figures(auc=0.45))]
+    runs[0][methods.RETRAIN_2] = figures(auc=0.45, holdout=0.77, sha="second")
+    results = {"m": entry("memorisation", "1%", runs)}
+    (c,) = acceptance.noise_check(results)
+    assert [s["passed"] for s in c["seeds"]] == [False, True]
+    assert "1/2" in acceptance.noise_markdown(results)
+
+
+def test_churn_and_class_shift():
+    import torch
+
+    from bench.metrics import churn, class_shift
+
+    z = torch.tensor([[2.0, 0.0, 0.0], [0.0, 2.0, 0.0], [0.0, 0.0, 2.0], [2.0, 0.0, 0.0]])
+    assert churn(z, z) == 0.0 and class_shift(z, z) == 0.0
+    flipped = z.clone()
+    flipped[3] = torch.tensor([0.0, 3.0, 0.0])
+    assert churn(z, flipped) == pytest.approx(0.25)
+    lowered = z.clone()
+    lowered[:, 0] -= 5.0  # class 0 lowered on every row: its mean probability falls from 0.45 to 0.01
+    assert class_shift(z, lowered) == pytest.approx(0.434, abs=0.01)
+    assert class_shift(z, flipped) < 0.25  # one row moved: a quarter of that row's probability
