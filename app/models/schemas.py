@@ -47,8 +47,14 @@ class UnlearnSettings(BaseModel):
     auc_noise_z: float | None = Field(default=None, ge=0, le=10)
     # The poison target: largest share of forgotten rows whose (poisoned) label the model may still reproduce.
     max_forget_accuracy: float | None = Field(default=None, ge=0, le=1)
-    # The utility guard: largest accuracy drop (fraction) the update (a step, for gradient) may cost.
+    # The utility guard: largest accuracy drop (fraction) the update (a step, for gradient) may cost, and
+    # (targeted) how many standard errors of the paired change on the guard rows it also allows.
     max_accuracy_drop: float | None = Field(default=None, ge=0, le=1)
+    guard_noise_z: float | None = Field(default=None, ge=0, le=10)
+    # Targeted, privacy: weight of the anchor on the model's predictions before the deletion (0 turns it off),
+    # and the mean |log loss - log target| at which the forgotten rows count as at their own targets.
+    anchor_weight: float | None = Field(default=None, ge=0, le=1e4)
+    gap_tolerance: float | None = Field(default=None, gt=0, le=100)
     # Budgets of the targeted family: repair checks (privacy), NegGrad+ and fine-tune steps (poison).
     repair_steps: int | None = Field(default=None, ge=1, le=10_000)
     poison_steps: int | None = Field(default=None, ge=1, le=10_000)

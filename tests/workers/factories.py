@@ -29,6 +29,7 @@ MOVING_UPDATE = {
     "stage1_without_signal": True,
     "row_targets": False,
     "auc_noise_z": 0.0,
+    "anchor_weight": 0.0,  # the anchor would hold this generalising model where it is (and the verdict escalate)
 }
 FAST_RECIPE = {"epochs": 3, "batch_size": 64, "lr": 0.01, "alpha": 0.005, "seed": 0}
 

@@ -63,7 +63,7 @@ from workers.engine.evidence import (
     snapshot,
 )
 from workers.engine.gradients import model_gradient_sum, named_params
-from workers.engine.measure import Measure, accuracy, split_holdout
+from workers.engine.measure import Measure, split_holdout
 from workers.engine.repair import _Batches
 from workers.engine.targeted import FAMILY, PipelineContext, nothing_to_remove, start_point
 from workers.engine.targeted import outcome as verdict
@@ -83,6 +83,7 @@ class UnlearnConfig:
     auc_tolerance: float = 0.05  # targeted: met when |AUC - target_auc| <= this; gradient: stop when AUC <= t + this
     auc_noise_z: float = 1.0  # targeted: the band also admits z standard errors of the null AUC (repair.noise_band)
     max_accuracy_drop: float = 0.015  # a step (gradient) or the update (targeted) may not cost more accuracy
+    guard_noise_z: float = 2.0  # targeted: the guard also allows z standard errors of the paired change (measure.py)
     max_backtracks: int = 6  # halvings of the step size tried when utility is lost
     min_stop_rows: int = 10  # gradient: with fewer forgotten rows the AUC cannot be measured: one step
     stop_holdout_rows: int = 1024  # gradient: holdout rows (fixed seeded sample) measured after each step
@@ -99,6 +100,11 @@ class UnlearnConfig:
     repair_batch: int = 128  # targeted: retained rows per repair step
     forget_batch: int = 256  # targeted: forgotten rows per repair step (all of them when fewer)
     forget_weight: float = 1.0  # targeted: weight of the loss-matching term
+    gap_tolerance: float = 0.1  # targeted: the rows' targets count as reached at this mean |log loss - log target|
+    anchor_weight: float = 30.0  # targeted: weight of the anchor on the starting model's predictions (repair.py)
+    anchor_noise: float = 1.0  # targeted: anchor inputs are retained rows plus this many per-feature stds of noise
+    anchor_swap: float = 0.25  # targeted, integer inputs (token ids): share of an anchor row's ids swapped
+    anchor_batch: int = 256  # targeted: anchor inputs per repair step
     row_targets: bool = True  # targeted, privacy: per-row targets from a linear reference model (reference.py)
     reference_rows: int = 4096  # retained rows the reference model is fitted to
     reference_l2: float = 1e-2  # its L2 penalty
@@ -193,7 +199,7 @@ def unlearn(
     measure = Measure(model, spec)
     before = snapshot(model, spec, forget, retained, holdout, losses=measure)
     stop, guard = split_holdout(holdout, cfg.stop_share, cfg.evidence_seed)
-    baselines = [(guard, accuracy(measure, guard)), (retained, before["retained_sample"]["accuracy"])]
+    baselines = [(rows, None if rows is None else measure(rows)[1].cpu()) for rows in (guard, retained)]
     reference_idx = retained_sample_index(retain_idx, cfg.reference_rows, cfg.evidence_seed + 1)
     ctx = PipelineContext(
         cfg=cfg,
@@ -237,6 +243,7 @@ def unlearn(
             "lr_used": report.lr_used,
             "backtracks": report.backtracks,
             "restored_best": report.restored_best,
+            "target_gap": report.gap,  # mean |log loss - log target| of the forgotten rows at the last check
         }
     else:
         steps, stop_reason, auc_trace, eta_used = run_classic(

@@ -75,3 +75,27 @@ def utility_lost(measure: Measure, baselines: list, max_drop: float) -> bool:
         if start is not None and now is not None and start - now > max_drop:
             return True
     return False
+
+
+def paired_drop(measure: Measure, rows: Rows | None, before: Tensor | None, max_drop: float, z: float) -> dict | None:
+    """Accuracy on `rows` now against `before` (each row's correctness at the start), paired row by row.
+
+    drop = (rows lost - rows gained) / n; the drop allowed is max_drop plus z standard errors of that difference
+    when nothing changed but which rows happen to flip (McNemar: sqrt(lost + gained) / n). A small guard set sees a
+    change of one row as 1/n: with z = 0 the rule is the plain "accuracy fell by more than max_drop"."""
+    if rows is None or before is None or before.numel() == 0:
+        return None
+    ok, before = measure(rows)[1].cpu(), before.cpu()
+    n = ok.numel()
+    lost, gained = int((before & ~ok).sum()), int((~before & ok).sum())
+    allowed = max_drop + z * (lost + gained) ** 0.5 / n
+    return {"accuracy": float(ok.double().mean()), "drop": (lost - gained) / n, "allowed": allowed}
+
+
+def paired_lost(measure: Measure, baselines: list, max_drop: float, z: float) -> bool:
+    """True if any (rows, correctness at the start) pair lost more accuracy than paired_drop allows."""
+    for rows, before in baselines:
+        r = paired_drop(measure, rows, before, max_drop, z)
+        if r is not None and r["drop"] > r["allowed"] + 1e-12:
+            return True
+    return False

@@ -24,7 +24,7 @@ from torch import Tensor
 
 from workers.engine import reference
 from workers.engine.evidence import membership_auc
-from workers.engine.measure import Measure, Rows, accuracy
+from workers.engine.measure import Measure, Rows, accuracy, paired_drop
 from workers.engine.repair import RepairReport, _Batches, noise_band, repair_poison, repair_privacy
 
 FAMILY = ("targeted", "neggrad+", "salun")  # updates that run this pipeline; they differ in the stage-2 loss
@@ -41,7 +41,7 @@ class PipelineContext:
     guard: Rows | None  # holdout rows only the utility guard reads
     retained: Rows  # the fixed retained sample
     reference: Rows | None  # retained rows the per-row reference model is fitted to (reference.py)
-    baselines: list  # [(rows, starting accuracy)] the guard compares against (guard rows, retained sample)
+    baselines: list  # [(rows, each row's correctness at the start)]: the guard rows, the retained sample
     batches: _Batches
     num_classes: int
 
@@ -60,7 +60,7 @@ def start_point(ctx: PipelineContext) -> dict:
     f_loss = ctx.measure(ctx.forget)[0]
     state = {k: p.detach().clone() for k, p in ctx.params.items()}
     out = {"state": state, "auc": float("nan"), "forget_loss": float(f_loss.double().mean()), "signal": True}
-    out |= {"levels": None, "target_auc": ctx.cfg.target_auc}
+    out |= {"levels": None, "target_auc": ctx.cfg.target_auc, "forget_losses": f_loss.detach().float().cpu()}
     if ctx.stop is not None:
         stop_losses = ctx.measure(ctx.stop)[0]
         out["auc"] = membership_auc(f_loss, stop_losses)
@@ -119,9 +119,10 @@ def band_text(band: float) -> str:
 def _utility(ctx: PipelineContext) -> dict:
     out = {}
     for name, (rows, before) in zip(("guard", "retained_sample"), ctx.baselines, strict=False):
-        now = accuracy(ctx.measure, rows)
-        out[f"{name}_accuracy"] = now
-        out[f"{name}_accuracy_drop"] = None if now is None or before is None else before - now
+        r = paired_drop(ctx.measure, rows, before, ctx.cfg.max_accuracy_drop, ctx.cfg.guard_noise_z)
+        out[f"{name}_accuracy"] = accuracy(ctx.measure, rows)
+        out[f"{name}_accuracy_drop"] = None if r is None else r["drop"]
+        out[f"{name}_accuracy_drop_allowed"] = None if r is None else r["allowed"]
     return out
 
 
@@ -129,8 +130,8 @@ def outcome(ctx: PipelineContext, start: dict) -> dict:
     """The verdict of the current model against the purpose's target."""
     cfg = ctx.cfg
     utility = _utility(ctx)
-    drops = [v for k, v in utility.items() if k.endswith("_drop") and v is not None]
-    utility_ok = all(d <= cfg.max_accuracy_drop + 1e-12 for d in drops)
+    names = [k[: -len("_drop")] for k in utility if k.endswith("_accuracy_drop") and utility[k] is not None]
+    utility_ok = all(utility[f"{k}_drop"] <= utility[f"{k}_drop_allowed"] + 1e-12 for k in names)
     f_loss = ctx.measure(ctx.forget)[0]
     measured = {"forget_loss": float(f_loss.double().mean()), "forget_loss_start": start["forget_loss"], **utility}
     if cfg.purpose == "poison":
@@ -178,5 +179,5 @@ def outcome(ctx: PipelineContext, start: dict) -> dict:
                 "them closer to a retrained model); an exact consolidation covers the request later"
             )
     if not utility_ok:
-        reason += f"; utility fell by more than {cfg.max_accuracy_drop:.1%}"
+        reason += f"; utility fell by more than {cfg.max_accuracy_drop:.1%} and its sampling noise"
     return {"target": target, "met": bool(met), "measured": measured, "reason": reason}

@@ -44,3 +44,14 @@ def test_targets_never_ask_a_forgotten_row_for_a_lower_loss():
     assert abs(float(targets[0]) - 0.1) < 1e-6  # the easy row below its quantile is pulled up to it
     uniform = rank_targets(forget_losses, reference_losses)
     assert torch.all(uniform >= forget_losses)
+
+
+def test_a_row_pushed_past_its_target_is_pulled_back_but_not_below_where_it_started():
+    reference_losses = torch.linspace(0.0, 2.0, 101)
+    now = torch.tensor([1.5, 0.05])  # the first row was pushed past its target, the second not yet up to it
+    before = torch.tensor([0.01, 0.02])  # their losses before the deletion
+    levels_ = torch.tensor([0.25, 0.25])  # both: the quantile 0.5 of the reference losses
+    targets = rank_targets(now, reference_losses, levels_, floor=before)
+    assert torch.allclose(targets, torch.tensor([0.5, 0.5]))
+    high_start = rank_targets(now, reference_losses, levels_, floor=torch.tensor([0.8, 0.02]))
+    assert abs(float(high_start[0]) - 0.8) < 1e-6  # never below the loss the row had before the deletion

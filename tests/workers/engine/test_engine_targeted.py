@@ -99,9 +99,9 @@ def test_stop_rule_never_reads_the_guard_rows(memorised, device, monkeypatch):
 
     real_targets = repair_module.rank_targets
 
-    def recording_targets(forget_losses, reference_losses, levels=None):
+    def recording_targets(forget_losses, reference_losses, levels=None, floor=None):
         references.append(origin.get(id(reference_losses), -1))
-        return real_targets(forget_losses, reference_losses, levels)
+        return real_targets(forget_losses, reference_losses, levels, floor)
 
     real_levels = reference_module.levels
     level_rows: list[int] = []
