@@ -30,6 +30,8 @@ METHODS = [
     (DEFAULT, "iau", UnlearnConfig()),
     ("targeted default, cached correction (fresh cache)", "iau-cached", UnlearnConfig(correction="cached")),
     (ESCALATED, "escalate", UnlearnConfig()),
+    ("targeted, without the anchor (anchor_weight 0)", "iau", UnlearnConfig(anchor_weight=0.0)),
+    ("targeted, stopping on the set's AUC alone (no per-row gap)", "iau", UnlearnConfig(gap_tolerance=float("inf"))),
     ("NegGrad+ (targeted pipeline, NegGrad+ repair)", "iau", UnlearnConfig(update="neggrad+")),
     ("SalUn-style (targeted pipeline, saliency-masked repair)", "iau", UnlearnConfig(update="salun")),
     ("IAU reference (1 Adam step, lr 1e-3)", "iau", UnlearnConfig(update="reference", lr=1e-3)),
