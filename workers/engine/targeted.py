@@ -141,6 +141,7 @@ def outcome(ctx: PipelineContext, start: dict) -> dict:
             "kind": "poison",
             "max_forget_accuracy": cfg.max_forget_accuracy,
             "max_accuracy_drop": cfg.max_accuracy_drop,
+            "guard_noise_z": cfg.guard_noise_z,  # and this many standard errors of the paired change
         }
         met = forget_acc <= cfg.max_forget_accuracy and utility_ok
         reason = (
@@ -154,6 +155,7 @@ def outcome(ctx: PipelineContext, start: dict) -> dict:
             "per_row": start["levels"] is not None,
             "tolerance": cfg.auc_tolerance,
             "max_accuracy_drop": cfg.max_accuracy_drop,
+            "guard_noise_z": cfg.guard_noise_z,  # and this many standard errors of the paired change
         }
         if ctx.stop is None:
             return {

@@ -14,7 +14,7 @@ export function verdictCard(deletion) {
     return h("div", { class: "verdict verdict-none", "data-testid": "verdict" }, pending ? "No verdict yet: the update has not finished." : "No verdict recorded for this deletion.");
   }
   const t = outcome.target || {};
-  const target = t.kind === "membership" ? `membership AUC ${t.membership_auc} ± ${fmtNum(t.band ?? t.tolerance)}, utility drop at most ${fmtPct(t.max_accuracy_drop)}`
+  const target = t.kind === "membership" ? `membership AUC ${t.membership_auc} ± ${fmtNum(t.band ?? t.tolerance)}, utility drop at most ${fmtPct(t.max_accuracy_drop)}${t.guard_noise_z ? ` + ${t.guard_noise_z} s.e. of the paired change` : ""}`
     : t.kind === "poison" ? `forget-set accuracy at most ${fmtPct(t.max_forget_accuracy)}` : t.kind === "exact" ? "exact: retrained without the rows" : JSON.stringify(t);
   return h(
     "div",
