@@ -116,22 +116,23 @@ def band_text(band: float) -> str:
     return f"0.5 +/- {band:.3f}"
 
 
-def _utility(ctx: PipelineContext) -> dict:
-    out = {}
+def _utility(ctx: PipelineContext) -> tuple[dict, bool]:
+    """The guard rows' and the retained sample's accuracy, drop and allowed drop (measure.paired_drop), and
+    whether every drop is within what it is allowed."""
+    out, ok = {}, True
     for name, (rows, before) in zip(("guard", "retained_sample"), ctx.baselines, strict=False):
         r = paired_drop(ctx.measure, rows, before, ctx.cfg.max_accuracy_drop, ctx.cfg.guard_noise_z)
-        out[f"{name}_accuracy"] = accuracy(ctx.measure, rows)
+        out[f"{name}_accuracy"] = None if r is None else r["accuracy"]
         out[f"{name}_accuracy_drop"] = None if r is None else r["drop"]
         out[f"{name}_accuracy_drop_allowed"] = None if r is None else r["allowed"]
-    return out
+        ok = ok and (r is None or r["drop"] <= r["allowed"] + 1e-12)
+    return out, ok
 
 
 def outcome(ctx: PipelineContext, start: dict) -> dict:
     """The verdict of the current model against the purpose's target."""
     cfg = ctx.cfg
-    utility = _utility(ctx)
-    names = [k[: -len("_drop")] for k in utility if k.endswith("_accuracy_drop") and utility[k] is not None]
-    utility_ok = all(utility[f"{k}_drop"] <= utility[f"{k}_drop_allowed"] + 1e-12 for k in names)
+    utility, utility_ok = _utility(ctx)
     f_loss = ctx.measure(ctx.forget)[0]
     measured = {"forget_loss": float(f_loss.double().mean()), "forget_loss_start": start["forget_loss"], **utility}
     if cfg.purpose == "poison":
